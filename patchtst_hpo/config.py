@@ -1,0 +1,70 @@
+"""Where the config tree lives, and what must be registered before Hydra composes it.
+
+Importing this module (every entry point does) registers
+- the `arch` config group: one entry per point of the grid in `conf/grid/default.yaml`, generated here so
+  the group and the grid cannot drift apart;
+- the `feature_count` resolver, so `data.num_features` follows the chosen feature tier.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
+
+from patchtst_hpo.models.arch_grid import generate
+
+REPO_DIR = Path(__file__).resolve().parent.parent
+CONF_DIR = REPO_DIR / "conf"
+GRID_FILE = CONF_DIR / "grid" / "default.yaml"
+
+
+def register_arch_group() -> list[str]:
+    """Add one `arch/<name>` entry per grid point to Hydra's ConfigStore; returns the names."""
+    cs = ConfigStore.instance()
+    names = []
+    for arch in generate(OmegaConf.load(GRID_FILE)):
+        node = {"name": arch.name, "d_model": arch.d_model, "n_layers": arch.n_layers,
+                "n_heads": arch.n_heads, "d_ff": arch.d_ff}
+        cs.store(group="arch", name=arch.name, node=node)
+        names.append(arch.name)
+    return names
+
+
+def _feature_count(tier: str, vix: object = None) -> int:
+    from patchtst_hpo.data.features import feature_names
+
+    return len(feature_names(tier, with_vix=bool(vix)))
+
+
+def _direction_mode(direction: str) -> str:
+    """`maximize`/`minimize` (Optuna's words) -> `max`/`min` (Lightning's)."""
+    modes = {"maximize": "max", "minimize": "min"}
+    if direction not in modes:
+        from patchtst_hpo.errors import ConfigError
+
+        raise ConfigError(f"objective.direction={direction!r}: use maximize or minimize")
+    return modes[direction]
+
+
+ARCH_NAMES = register_arch_group()
+for _name, _fn in (
+    ("feature_count", _feature_count),
+    ("direction_mode", _direction_mode),
+    ("project_root", lambda: str(REPO_DIR)),
+):
+    if not OmegaConf.has_resolver(_name):
+        OmegaConf.register_new_resolver(_name, _fn)
+
+
+def compose(config_name: str = "train", overrides: Sequence[str] = ()) -> DictConfig:
+    """Compose a config from `conf/` outside a Hydra app (CLIs that make no run dir, tests)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return hydra_compose(config_name=config_name, overrides=list(overrides), return_hydra_config=False)

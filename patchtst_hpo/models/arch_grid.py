@@ -1,0 +1,190 @@
+"""The architecture grid: exact parameter counts, budget filtering and the extremes each study tries first.
+
+Counts come from a closed formula that mirrors `patchtst.PatchTST` parameter by parameter (checked against
+models built on the `meta` device, which allocates nothing). They depend on the data dims, so every
+caller passes the dims of the composed config (`dims_from_cfg`), never hard-coded ones.
+
+CLI: `python -m patchtst_hpo.models.arch_grid budget=2M [data=... any override]` prints a budget's candidates.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from omegaconf import DictConfig
+
+from patchtst_hpo.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Dims:
+    """The data-dependent part of a model's shape."""
+
+    num_features: int
+    context_length: int
+    patch_len: int
+    stride: int
+    num_classes: int
+    revin: bool = False
+    revin_affine: bool = True
+
+    @property
+    def num_patches(self) -> int:
+        return (self.context_length - self.patch_len) // self.stride + 1
+
+
+@dataclass(frozen=True, order=True)
+class Arch:
+    """One point of the grid; `name` (e.g. `d256_l4_h8_f1024`) is its key in the `arch` config group."""
+
+    d_model: int
+    n_layers: int
+    n_heads: int
+    d_ff: int
+
+    @property
+    def name(self) -> str:
+        return f"d{self.d_model}_l{self.n_layers}_h{self.n_heads}_f{self.d_ff}"
+
+    def check(self) -> None:
+        if self.d_model % self.n_heads:
+            raise ConfigError(
+                f"arch {self.name}: n_heads={self.n_heads} does not divide d_model={self.d_model}; "
+                f"pick n_heads from the divisors of {self.d_model}"
+            )
+
+
+@dataclass(frozen=True)
+class Candidate:
+    arch: Arch
+    params: int
+    target: int
+
+    @property
+    def deviation(self) -> float:
+        return self.params / self.target - 1.0
+
+
+def count_params(arch: Arch, dims: Dims) -> int:
+    """Exact number of parameters of `PatchTST` for this arch and data dims."""
+    d, f, p = arch.d_model, arch.d_ff, dims.num_patches
+    patch_embed = dims.patch_len * dims.num_features * d + d
+    pos_embed = p * d
+    # qkv (3d^2 + 3d) + out proj (d^2 + d) + ffn (d*f + f + f*d + d) + 2 LayerNorms (4d)
+    layer = 4 * d * d + 2 * d * f + 9 * d + f
+    final_norm = 2 * d
+    head = d * p * dims.num_classes + dims.num_classes
+    revin = 2 * dims.num_features if dims.revin and dims.revin_affine else 0
+    return patch_embed + pos_embed + arch.n_layers * layer + final_norm + head + revin
+
+
+def generate(space: DictConfig | dict) -> list[Arch]:
+    """Every grid point; combinations whose n_heads does not divide d_model are not architectures."""
+    return sorted(
+        Arch(d, n_layers, h, d * r)
+        for d, n_layers, h, r in itertools.product(
+            space["d_model"], space["n_layers"], space["n_heads"], space["d_ff_ratio"]
+        )
+        if d % h == 0
+    )
+
+
+def nearest(archs: Sequence[Arch], dims: Dims, target: int, k: int = 3) -> list[Candidate]:
+    """The k architectures whose counts are closest to `target` (on a log scale)."""
+    ranked = sorted(archs, key=lambda a: (abs(math.log(count_params(a, dims) / target)), a))
+    return [Candidate(a, count_params(a, dims), target) for a in ranked[:k]]
+
+
+def candidates(space: DictConfig | dict, budget: DictConfig | dict, dims: Dims) -> list[Candidate]:
+    """Grid points within `target * (1 ± tolerance)`, sorted by parameter count then name."""
+    target, tol = int(budget["target"]), float(budget["tolerance"])
+    archs = generate(space)
+    found = [
+        Candidate(a, n, target)
+        for a in archs
+        if abs((n := count_params(a, dims)) / target - 1.0) <= tol
+    ]
+    if not found:
+        near = ", ".join(f"{c.arch.name} ({c.params:,})" for c in nearest(archs, dims, target))
+        raise ConfigError(
+            f"budget {budget.get('name', target)} ({target:,} ± {tol:.0%}) has no architecture in the grid "
+            f"for {dims}; nearest: {near}. Widen budget.tolerance or extend the grid (conf/grid/)."
+        )
+    return sorted(found, key=lambda c: (c.params, c.arch))
+
+
+def extremes(cands: Sequence[Candidate]) -> list[Candidate]:
+    """Min/max d_model and min/max n_layers among candidates (each the one closest to target), deduplicated.
+
+    Enqueued first in every study so the search sees the shape extremes of its budget.
+    """
+    out: list[Candidate] = []
+    for key, pick in ((lambda c: c.arch.d_model, min), (lambda c: c.arch.d_model, max),
+                      (lambda c: c.arch.n_layers, min), (lambda c: c.arch.n_layers, max)):
+        edge = pick(key(c) for c in cands)
+        best = min((c for c in cands if key(c) == edge), key=lambda c: (abs(c.deviation), c.arch))
+        if best not in out:
+            out.append(best)
+    return out
+
+
+def dims_from_cfg(cfg: DictConfig) -> Dims:
+    """The data dims of a composed config (data, task and model groups)."""
+    return Dims(
+        num_features=int(cfg.data.num_features),
+        context_length=int(cfg.data.context_length),
+        patch_len=int(cfg.model.patch_len),
+        stride=int(cfg.model.stride),
+        num_classes=int(cfg.task.num_classes),
+        revin=bool(cfg.model.revin),
+        revin_affine=bool(cfg.model.revin_affine),
+    )
+
+
+def arch_from_cfg(cfg: DictConfig) -> Arch:
+    a = cfg.arch
+    arch = Arch(int(a.d_model), int(a.n_layers), int(a.n_heads), int(a.d_ff))
+    arch.check()
+    return arch
+
+
+def budget_candidates(cfg: DictConfig) -> list[Candidate]:
+    """Candidates of the composed config's budget for its grid and data."""
+    return candidates(cfg.grid, cfg.budget, dims_from_cfg(cfg))
+
+
+def format_table(cands: Sequence[Candidate]) -> str:
+    head = f"{'name':<22}{'d_model':>8}{'layers':>7}{'heads':>6}{'d_ff':>6}{'params':>15}{'vs target':>10}"
+    rows = [
+        f"{c.arch.name:<22}{c.arch.d_model:>8}{c.arch.n_layers:>7}{c.arch.n_heads:>6}{c.arch.d_ff:>6}"
+        f"{c.params:>15,}{c.deviation:>+10.1%}"
+        for c in cands
+    ]
+    return "\n".join([head, *rows])
+
+
+def main(argv: Sequence[str]) -> int:
+    from patchtst_hpo.config import compose
+
+    try:
+        cfg = compose("train", list(argv))
+        cands = budget_candidates(cfg)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    dims = dims_from_cfg(cfg)
+    print(
+        f"budget {cfg.budget.name}: target {int(cfg.budget.target):,} ± {float(cfg.budget.tolerance):.0%}, "
+        f"{len(cands)} candidates for {dims}"
+    )
+    print(format_table(cands))
+    print("extremes (enqueued first): " + ", ".join(c.arch.name for c in extremes(cands)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,132 @@
+"""PatchTST for classification with channel-mixing patches.
+
+Each patch of `patch_len` time steps of *all* features is one token (`Linear(patch_len * F -> d_model)`),
+so the encoder mixes channels from the first layer on. Encoder layers are pre-norm and use
+`F.scaled_dot_product_attention`, PyTorch's fused attention path (flash / memory-efficient kernels on
+GPU, a fused kernel on CPU). `arch_grid.count_params` must mirror every parameter created here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class PatchTSTConfig:
+    """Everything that fixes the shape (and so the parameter count) of a PatchTST classifier."""
+
+    num_features: int
+    context_length: int
+    patch_len: int
+    stride: int
+    num_classes: int
+    d_model: int
+    n_layers: int
+    n_heads: int
+    d_ff: int
+    dropout: float = 0.0
+    attn_dropout: float = 0.0
+    head_dropout: float = 0.0
+    revin: bool = False
+    revin_affine: bool = True
+
+    @property
+    def num_patches(self) -> int:
+        return (self.context_length - self.patch_len) // self.stride + 1
+
+
+class RevIN(nn.Module):
+    """Reversible instance normalisation: each window is normalised by its own per-feature mean/std."""
+
+    def __init__(self, num_features: int, affine: bool, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(num_features)) if affine else None
+        self.bias = nn.Parameter(torch.zeros(num_features)) if affine else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: [B, T, F]
+        mean = x.mean(dim=1, keepdim=True)
+        std = torch.sqrt(x.var(dim=1, keepdim=True, unbiased=False) + self.eps)
+        x = (x - mean) / std
+        if self.weight is not None:
+            x = x * self.weight + self.bias
+        return x
+
+
+class EncoderLayer(nn.Module):
+    """Pre-norm transformer block: x + MHA(LN(x)), then x + FFN(LN(x))."""
+
+    def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float, attn_dropout: float):
+        super().__init__()
+        self.n_heads = n_heads
+        self.attn_dropout = attn_dropout
+        self.norm1 = nn.LayerNorm(d_model)
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.proj = nn.Linear(d_model, d_model)
+        self.norm2 = nn.LayerNorm(d_model)
+        self.ff1 = nn.Linear(d_model, d_ff)
+        self.ff2 = nn.Linear(d_ff, d_model)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, d = x.shape
+        q, k, v = self.qkv(self.norm1(x)).view(b, t, 3, self.n_heads, d // self.n_heads).unbind(2)
+        a = F.scaled_dot_product_attention(
+            q.transpose(1, 2),
+            k.transpose(1, 2),
+            v.transpose(1, 2),
+            dropout_p=self.attn_dropout if self.training else 0.0,
+        )
+        x = x + self.drop(self.proj(a.transpose(1, 2).reshape(b, t, d)))
+        return x + self.drop(self.ff2(self.drop(F.gelu(self.ff1(self.norm2(x))))))
+
+
+class PatchTST(nn.Module):
+    """`[batch, context_length, num_features]` -> logits `[batch, num_classes]` (1 = binary, use BCE)."""
+
+    def __init__(self, cfg: PatchTSTConfig):
+        super().__init__()
+        if cfg.d_model % cfg.n_heads:
+            raise ValueError(f"n_heads={cfg.n_heads} does not divide d_model={cfg.d_model}")
+        if cfg.patch_len > cfg.context_length:
+            raise ValueError(f"patch_len={cfg.patch_len} is longer than context_length={cfg.context_length}")
+        self.cfg = cfg
+        self.revin = RevIN(cfg.num_features, cfg.revin_affine) if cfg.revin else None
+        self.patch_embed = nn.Linear(cfg.patch_len * cfg.num_features, cfg.d_model)
+        self.pos_embed = nn.Parameter(torch.empty(1, cfg.num_patches, cfg.d_model))
+        self.drop = nn.Dropout(cfg.dropout)
+        self.layers = nn.ModuleList(
+            EncoderLayer(cfg.d_model, cfg.n_heads, cfg.d_ff, cfg.dropout, cfg.attn_dropout)
+            for _ in range(cfg.n_layers)
+        )
+        self.norm = nn.LayerNorm(cfg.d_model)
+        self.head_drop = nn.Dropout(cfg.head_dropout)
+        self.head = nn.Linear(cfg.d_model * cfg.num_patches, cfg.num_classes)
+        if self.pos_embed.device.type != "meta":
+            self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """GPT-style init: small normal weights, residual projections scaled down with depth."""
+        std, resid_std = 0.02, 0.02 / (2 * max(self.cfg.n_layers, 1)) ** 0.5
+        for name, p in self.named_parameters():
+            if p.dim() < 2 or "revin" in name:
+                continue
+            nn.init.normal_(p, std=resid_std if name.endswith(("proj.weight", "ff2.weight")) else std)
+        for m in self.modules():
+            if isinstance(m, nn.Linear) and m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.revin is not None:
+            x = self.revin(x)
+        b = x.shape[0]
+        # [B, T, F] -> [B, P, F, patch_len] -> [B, P, patch_len * F]: one token per patch of all channels.
+        patches = x.unfold(1, self.cfg.patch_len, self.cfg.stride).reshape(b, self.cfg.num_patches, -1)
+        h = self.drop(self.patch_embed(patches) + self.pos_embed)
+        for layer in self.layers:
+            h = layer(h)
+        return self.head(self.head_drop(self.norm(h).flatten(1)))
