@@ -64,7 +64,13 @@ def compose(config_name: str = "train", overrides: Sequence[str] = ()) -> DictCo
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+
+    from patchtst_hpo.errors import ConfigError
 
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return hydra_compose(config_name=config_name, overrides=list(overrides), return_hydra_config=False)
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            return hydra_compose(config_name=config_name, overrides=list(overrides))
+    except HydraException as e:
+        raise ConfigError(" ".join(str(e).split())) from e

@@ -1,0 +1,131 @@
+"""Versioned, checksummed manifests of raw and processed datasets (JSON files beside the data).
+
+A manifest maps a dataset name to its versions, oldest first. Each entry holds at least `version`,
+`path` (relative to the data root), `sha256` of the file and `created`. Writes hold an exclusive file
+lock and go through a temporary file plus rename, so concurrent trials and crashes never leave a
+half-written manifest. Files are never overwritten: a new content is a new version with a new path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from patchtst_hpo.errors import DataError
+
+Entry = dict[str, Any]
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` via a temp file in the same folder and an atomic rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+class Manifest:
+    """One manifest file (`<root>/raw/manifest.json` or `<root>/processed/manifest.json`)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.root = self.path.parent.parent  # the data root that entry paths are relative to
+
+    def load(self) -> dict[str, list[Entry]]:
+        if not self.path.exists():
+            return {}
+        try:
+            doc = json.loads(self.path.read_text())
+            return doc["datasets"]
+        except (json.JSONDecodeError, KeyError, TypeError) as e:
+            raise DataError(f"{self.path}: not a valid manifest ({e}); restore it from git or delete it") from e
+
+    def _save(self, datasets: dict[str, list[Entry]]) -> None:
+        text = json.dumps({"schema": 1, "datasets": datasets}, indent=2, sort_keys=True) + "\n"
+        atomic_write_bytes(self.path, text.encode())
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[dict[str, list[Entry]]]:
+        """Exclusive read-modify-write: yields the datasets dict and saves it if the block succeeds."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_suffix(".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            datasets = self.load()
+            yield datasets
+            self._save(datasets)
+
+    def versions(self, name: str) -> list[Entry]:
+        return self.load().get(name, [])
+
+    def get(self, name: str, version: int | str = "latest") -> Entry:
+        """The entry of `name` at `version` (an int or "latest"); errors list what exists."""
+        datasets = self.load()
+        if name not in datasets:
+            known = ", ".join(sorted(datasets)) or "none"
+            raise DataError(
+                f"dataset {name!r} is not in {self.path} (registered: {known}); "
+                f"ingest it with `python -m patchtst_hpo.data ingest FILE --name {name}`"
+            )
+        entries = datasets[name]
+        if version in (None, "latest"):
+            return entries[-1]
+        for e in entries:
+            if e["version"] == int(version):
+                return e
+        raise DataError(f"dataset {name!r} has no version {version} in {self.path}; versions: "
+                        f"{[e['version'] for e in entries]}")
+
+    def file(self, entry: Entry) -> Path:
+        return self.root / entry["path"]
+
+    def check(self, entry: Entry) -> Path:
+        """The entry's file, after proving its sha256 still matches the manifest."""
+        path = self.file(entry)
+        if not path.exists():
+            raise DataError(f"{path} is registered in {self.path} but missing; restore it or re-ingest")
+        actual = sha256_file(path)
+        if actual != entry["sha256"]:
+            raise DataError(
+                f"{path} changed since it was registered in {self.path} (sha256 {actual[:12]} != "
+                f"{entry['sha256'][:12]}); restore the file, or ingest/build it again as a new version"
+            )
+        return path
+
+    def verify(self) -> list[str]:
+        """Problems found by re-hashing every registered file (empty list = all good)."""
+        problems = []
+        for name, entries in sorted(self.load().items()):
+            for e in entries:
+                try:
+                    self.check(e)
+                except DataError as err:
+                    problems.append(f"{name} v{e['version']}: {err}")
+        return problems
