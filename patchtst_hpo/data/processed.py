@@ -15,9 +15,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from patchtst_hpo.atomic import atomic_write_bytes
 from patchtst_hpo.data import features
 from patchtst_hpo.data.ingest import load_raw, to_parquet_bytes
-from patchtst_hpo.data.manifest import Entry, Manifest, atomic_write_bytes, now_iso, sha256_file
+from patchtst_hpo.data.manifest import Entry, Manifest, now_iso, sha256_file
 from patchtst_hpo.errors import DataError
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,128 @@
+"""LightningModule around PatchTST: loss, epoch metrics on val/test, AdamW with warmup + cosine."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch.optim.lr_scheduler import LambdaLR
+
+from patchtst_hpo import metrics
+from patchtst_hpo.models.patchtst import EncoderLayer, PatchTST, PatchTSTConfig
+
+
+def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup_fraction: float,
+                  min_lr_ratio: float) -> LambdaLR:
+    """Linear warmup over `warmup_fraction` of the steps, then cosine decay to `min_lr_ratio` of the lr."""
+    warmup = max(int(total_steps * warmup_fraction), 0)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min((step - warmup) / max(total_steps - warmup, 1), 1.0)
+        return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return LambdaLR(optimizer, factor)
+
+
+def fsdp_wrap_policy():
+    """FSDP wraps each encoder layer as one shard unit (trainer=fsdp)."""
+    from torch.distributed.fsdp.wrap import ModuleWrapPolicy
+
+    return ModuleWrapPolicy({EncoderLayer})
+
+
+class LitPatchTST(L.LightningModule):
+    """Binary (num_classes=1, BCE) or 2-class (softmax, cross-entropy) PatchTST classifier.
+
+    Val/test metrics are computed once per epoch on all predictions (AUC is not a mean of batch AUCs).
+    The decision threshold for accuracy/precision/recall/F1 is chosen on val and reused on test.
+    """
+
+    def __init__(self, model: PatchTSTConfig, optimizer: Callable, scheduler: Callable | None,
+                 loss: str = "bce", pos_weight: float | None = None, focal_gamma: float = 2.0):
+        super().__init__()
+        self.save_hyperparameters({"model": asdict(model), "loss": loss, "pos_weight": pos_weight,
+                                   "focal_gamma": focal_gamma})
+        self.model = PatchTST(model)
+        self.optimizer_fn, self.scheduler_fn = optimizer, scheduler
+        self.loss_name, self.pos_weight, self.focal_gamma = loss, pos_weight, focal_gamma
+        self.threshold = 0.5
+        self._outputs: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {"val": [], "test": []}
+        self.results: dict[str, dict[str, float]] = {}
+        self.predictions: dict[str, tuple] = {}  # split -> (labels, probabilities) of the last epoch
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def _loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if logits.shape[-1] > 1:
+            return F.cross_entropy(logits.float(), y.long())
+        logits = logits.squeeze(-1).float()
+        pw = None if self.pos_weight is None else torch.tensor(self.pos_weight, device=logits.device)
+        bce = F.binary_cross_entropy_with_logits(logits, y, pos_weight=pw, reduction="none")
+        if self.loss_name == "focal":
+            p = torch.sigmoid(logits)
+            pt = torch.where(y > 0.5, p, 1 - p)
+            bce = bce * (1 - pt) ** self.focal_gamma
+        return bce.mean()
+
+    def _prob(self, logits: torch.Tensor) -> torch.Tensor:
+        if logits.shape[-1] > 1:
+            return torch.softmax(logits.float(), -1)[:, 1]
+        return torch.sigmoid(logits.squeeze(-1).float())
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        loss = self._loss(self(x), y)
+        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
+        return loss
+
+    def _eval_step(self, split: str, batch) -> None:
+        x, y = batch
+        logits = self(x)
+        self.log(f"{split}/loss", self._loss(logits, y), on_step=False, on_epoch=True, batch_size=len(y))
+        self._outputs[split].append((self._prob(logits).detach().cpu(), y.detach().cpu()))
+
+    def validation_step(self, batch, batch_idx):
+        self._eval_step("val", batch)
+
+    def test_step(self, batch, batch_idx):
+        self._eval_step("test", batch)
+
+    def _eval_epoch_end(self, split: str) -> None:
+        outs = self._outputs[split]
+        if not outs:
+            return
+        p = torch.cat([o[0] for o in outs]).double().numpy()
+        y = torch.cat([o[1] for o in outs]).double().numpy()
+        self._outputs[split] = []
+        if split == "val":
+            self.threshold = metrics.best_f1_threshold(y, p)
+        res = metrics.binary_metrics(y, p, self.threshold)
+        self.results[split] = res
+        self.predictions[split] = (y, p)
+        for k, v in res.items():
+            if k != "n":
+                self.log(f"{split}/{k}", v, prog_bar=k == "auc")
+
+    def on_validation_epoch_end(self) -> None:
+        self._eval_epoch_end("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._eval_epoch_end("test")
+
+    def configure_optimizers(self):
+        decay = [p for n, p in self.named_parameters() if p.dim() >= 2 and "pos_embed" not in n]
+        no_decay = [p for n, p in self.named_parameters() if p.dim() < 2 or "pos_embed" in n]
+        opt = self.optimizer_fn([{"params": decay}, {"params": no_decay, "weight_decay": 0.0}])
+        if self.scheduler_fn is None:
+            return opt
+        total = int(self.trainer.estimated_stepping_batches)
+        sched = self.scheduler_fn(opt, total_steps=total)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+

@@ -1,0 +1,156 @@
+"""`python -m patchtst_hpo.train [overrides]`: train, validate and test one PatchTST; `-m` sweeps.
+
+`train(cfg) -> dict` does the work (importable, testable); `main(cfg) -> float` returns the objective to
+Hydra's sweeper. The composed config is checked before any data is read or model built.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+import numpy as np
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from patchtst_hpo import config as _config  # noqa: F401  (registers the arch group and resolvers)
+from patchtst_hpo.atomic import write_json
+from patchtst_hpo.data.datamodule import WindowDataModule
+from patchtst_hpo.errors import ConfigError, PatchTSTHPOError
+from patchtst_hpo.metrics import DIRECTIONS
+from patchtst_hpo.models.arch_grid import arch_from_cfg, budget_candidates, count_params, dims_from_cfg
+from patchtst_hpo.models.lit_module import LitPatchTST
+from patchtst_hpo.models.patchtst import PatchTSTConfig
+
+log = logging.getLogger(__name__)
+
+
+def validate(cfg: DictConfig) -> None:
+    """Fail fast, naming the config key, on what would otherwise fail (or mislead) minutes later."""
+    if cfg.arch.name == "auto" or OmegaConf.is_missing(cfg.arch, "d_model"):
+        raise ConfigError("arch is not set: pick one with arch=NAME (see python -m patchtst_hpo.models.arch_grid)")
+    arch = arch_from_cfg(cfg)
+    dims = dims_from_cfg(cfg)
+    if dims.patch_len > dims.context_length:
+        raise ConfigError(f"model.patch_len={dims.patch_len} is longer than data.context_length="
+                          f"{dims.context_length}; lower the patch or lengthen the context")
+    if dims.stride < 1:
+        raise ConfigError(f"model.stride={dims.stride}: must be >= 1")
+    if dims.num_classes not in (1, 2):
+        raise ConfigError(f"task.num_classes={dims.num_classes}: threshold labels are binary; use 1 (BCE) or 2")
+    names = {c.arch.name: c for c in budget_candidates(cfg)}
+    if arch.name not in names:
+        n = count_params(arch, dims)
+        t, tol = int(cfg.budget.target), float(cfg.budget.tolerance)
+        raise ConfigError(
+            f"arch={arch.name} has {n:,} parameters, outside budget={cfg.budget.name} ({t:,} ± {tol:.0%}) for "
+            f"these data dims; pick a candidate (python -m patchtst_hpo.models.arch_grid budget={cfg.budget.name})"
+            f" or another budget"
+        )
+    split, _, name = str(cfg.objective.metric).partition("/")
+    if split not in ("val", "test") or name not in DIRECTIONS:
+        raise ConfigError(f"objective.metric={cfg.objective.metric!r} is not a logged metric; use val/<name> "
+                          f"with name in {sorted(DIRECTIONS)}")
+    if cfg.objective.direction not in ("maximize", "minimize"):
+        raise ConfigError(f"objective.direction={cfg.objective.direction!r}: use maximize or minimize")
+
+
+def model_config(cfg: DictConfig) -> PatchTSTConfig:
+    arch, dims, m = arch_from_cfg(cfg), dims_from_cfg(cfg), cfg.model
+    return PatchTSTConfig(**vars(dims), d_model=arch.d_model, n_layers=arch.n_layers, n_heads=arch.n_heads,
+                          d_ff=arch.d_ff, dropout=float(m.dropout), attn_dropout=float(m.attn_dropout),
+                          head_dropout=float(m.head_dropout))
+
+
+def build_callbacks(cfg: DictConfig) -> list[L.Callback]:
+    callbacks = [instantiate(c) for c in cfg.callbacks.values() if c is not None]
+    if cfg.trial.storage is not None:
+        from patchtst_hpo.hpo.trial_context import PruningCallback
+
+        callbacks.append(PruningCallback(cfg.trial.storage, cfg.trial.study, int(cfg.trial.number),
+                                         cfg.objective.metric))
+    return callbacks
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Fit one model; evaluate its best checkpoint on val (and test); write metrics.json; return the results."""
+    t0 = time.perf_counter()
+    validate(cfg)
+    out_dir = Path(cfg.paths.output_dir)
+    log.info("output dir: %s", out_dir)
+    log.info("config:\n%s", OmegaConf.to_yaml(cfg, resolve=True))
+    L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    dm = WindowDataModule(cfg.data, cfg.task, int(cfg.seed))
+    dm.setup()
+    mcfg = model_config(cfg)
+    lit = LitPatchTST(mcfg, instantiate(cfg.optimizer), instantiate(cfg.scheduler) if cfg.scheduler else None,
+                      loss=cfg.model.loss, pos_weight=cfg.model.pos_weight, focal_gamma=float(cfg.model.focal_gamma))
+    params = sum(p.numel() for p in lit.model.parameters())
+    assert params == count_params(arch_from_cfg(cfg), dims_from_cfg(cfg)), "arch_grid formula drifted from model"
+    loggers = [instantiate(lg) for lg in cfg.logger.values() if lg is not None] if cfg.logger else False
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=build_callbacks(cfg), logger=loggers)
+    trainer.fit(lit, datamodule=dm, ckpt_path=cfg.ckpt_path)
+    fit_seconds = time.perf_counter() - t0
+    ckpt = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
+    trainer.validate(lit, datamodule=dm, ckpt_path=ckpt, verbose=False)
+    if cfg.test:
+        trainer.test(lit, datamodule=dm, ckpt_path=ckpt, verbose=False)
+    split, _, name = cfg.objective.metric.partition("/")
+    objective = float(lit.results[split][name])
+    result = {
+        "objective": objective,
+        "objective_metric": cfg.objective.metric,
+        "val": lit.results.get("val", {}),
+        "test": lit.results.get("test", {}),
+        "params": params,
+        "trainable_params": sum(p.numel() for p in lit.model.parameters() if p.requires_grad),
+        "budget": cfg.budget.name,
+        "arch": cfg.arch.name,
+        "task": cfg.task.name,
+        "seed": int(cfg.seed),
+        "data": dm.info,
+        "epochs": int(trainer.current_epoch),
+        "best_epoch": _best_epoch(ckpt),
+        "best_checkpoint": ckpt,
+        "wall_seconds": round(time.perf_counter() - t0, 2),
+        "fit_seconds": round(fit_seconds, 2),
+        "output_dir": str(out_dir),
+    }
+    write_json(out_dir / "metrics.json", result)
+    for split_name, (y, p) in lit.predictions.items():
+        np.savez_compressed(out_dir / f"predictions_{split_name}.npz", y=y, p=p)
+    log.info("%s = %.4f | val auc %.4f | test auc %.4f | %d params | %d epochs | %.1fs", cfg.objective.metric,
+             objective, result["val"].get("auc", math.nan), result["test"].get("auc", math.nan), params,
+             result["epochs"], result["wall_seconds"])
+    return result
+
+
+def _best_epoch(ckpt: str | None) -> int | None:
+    if not ckpt:
+        return None
+    return int(torch.load(ckpt, map_location="cpu", weights_only=False, mmap=True)["epoch"]) + 1
+
+
+@hydra.main(config_path="../conf", config_name="train", version_base="1.3")
+def main(cfg: DictConfig) -> float:
+    try:
+        return train(cfg)["objective"]
+    except (PatchTSTHPOError, OmegaConfBaseException) as e:
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise  # the sweeper records the reason on the trial
+        log.error("%s: %s", type(e).__name__, " ".join(str(e).split()))
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
