@@ -18,13 +18,15 @@ DIRECTIONS = {
 
 
 def auc(y: np.ndarray, p: np.ndarray) -> float:
-    """ROC AUC; NaN when only one class is present (so it can never look like a result)."""
-    return float(roc_auc_score(y, p)) if 0 < y.sum() < len(y) else float("nan")
+    """ROC AUC; NaN when only one class is present or predictions diverged (never a fake result)."""
+    if not 0 < y.sum() < len(y) or not np.isfinite(p).all():
+        return float("nan")
+    return float(roc_auc_score(y, p))
 
 
 def best_f1_threshold(y: np.ndarray, p: np.ndarray) -> float:
     """The probability threshold that maximises F1 (chosen on val, then applied unchanged to test)."""
-    if y.sum() == 0:
+    if y.sum() == 0 or not np.isfinite(p).all():
         return 0.5
     cands = np.unique(np.quantile(p, np.linspace(0.0, 1.0, 101)))
     f1s = [at_threshold(y, p, t)["f1"] for t in cands]
@@ -44,7 +46,10 @@ def at_threshold(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, fl
 
 def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float]:
     """All reported metrics of probabilities `p` against 0/1 labels `y`."""
-    y, p = np.asarray(y, dtype=np.float64), np.clip(np.asarray(p, dtype=np.float64), EPS, 1 - EPS)
+    y, p = np.asarray(y, dtype=np.float64), np.asarray(p, dtype=np.float64)
+    if not np.isfinite(p).all():
+        return {k: float("nan") for k in DIRECTIONS if k != "loss"} | {"threshold": float(threshold), "n": float(len(y))}
+    p = np.clip(p, EPS, 1 - EPS)
     return {
         "auc": auc(y, p),
         "log_loss": float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))),
