@@ -30,7 +30,7 @@ from patchtst_hpo.atomic import write_text
 from patchtst_hpo.data.processed import dataset_id
 from patchtst_hpo.errors import ConfigError, PatchTSTHPOError
 from patchtst_hpo.hpo import search_space
-from patchtst_hpo.hpo.trial_context import open_storage
+from patchtst_hpo.hpo.trial_context import open_storage, storage_lock
 from patchtst_hpo.models.arch_grid import budget_candidates, extremes
 
 log = logging.getLogger(__name__)
@@ -136,7 +136,11 @@ class BudgetOptunaSweeperImpl:
         return instantiate(self.sampler_cfg, seed=seed)
 
     def _open_study(self, cell: Cell, space: dict) -> optuna.Study:
-        storage = open_storage(self.storage_url)
+        with storage_lock(self.storage_url):  # one process at a time creates, describes and seeds a study
+            return self._open_study_locked(cell, space)
+
+    def _open_study_locked(self, cell: Cell, space: dict) -> optuna.Study:
+        storage = open_storage(self.storage_url, locked=True)
         study = optuna.create_study(study_name=cell.name, storage=storage, direction=self.direction,
                                     load_if_exists=True)
         n_existing = len(study.get_trials(deepcopy=False))

@@ -1,0 +1,152 @@
+"""The budget_optuna sweeper, run for real: subprocess sweeps on the tiny budget with a few batches each."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import optuna
+import pytest
+import yaml
+
+from patchtst_hpo.config import REPO_DIR
+from patchtst_hpo.models.arch_grid import budget_candidates, extremes
+from tests.conftest import run_cli
+
+FAST = ["trainer.max_epochs=2", "trainer.limit_train_batches=3", "trainer.limit_val_batches=1",
+        "callbacks.progress.refresh_rate=0"]
+State = optuna.trial.TrialState
+
+
+def sweep_args(tmp_path, data_dir, *extra, name="s"):
+    return ["-m", "patchtst_hpo.train", "-m", *FAST, f"paths.data_dir={data_dir}",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}", f"hydra.sweeper.storage={storage(tmp_path)}",
+            f"hydra.sweeper.study_name={name}", *extra]
+
+
+def storage(tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'optuna.db'}"
+
+
+def trials(tmp_path, study):
+    return optuna.load_study(study_name=study, storage=storage(tmp_path)).get_trials()
+
+
+def check(r):
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
+
+
+def test_one_study_per_budget_with_grid_archs(tmp_path, data_dir, cfg_factory):
+    r = run_cli(sweep_args(tmp_path, data_dir, "budget=tiny,2M", "hydra.sweeper.n_trials=3"))
+    check(r)
+    names = set(optuna.get_all_study_names(storage(tmp_path)))
+    assert names == {"s.tiny.h1_1pct", "s.2M.h1_1pct"}
+    for budget in ("tiny", "2M"):
+        cands = budget_candidates(cfg_factory(f"budget={budget}"))
+        study = optuna.load_study(study_name=f"s.{budget}.h1_1pct", storage=storage(tmp_path))
+        ts = study.get_trials()
+        assert sum(t.state == State.COMPLETE for t in ts) == 3 and len(ts) == 3
+        assert study.user_attrs["arch_candidates"] == [c.arch.name for c in cands]
+        assert study.user_attrs["grid"] == {"budget": budget} and study.user_attrs["data_id"]
+        first = [t.params["arch"] for t in sorted(ts, key=lambda t: t.number)]
+        ext = [c.arch.name for c in extremes(cands)]
+        assert first[: len(ext)] == ext[:3]  # the shape extremes run first
+        for t in ts:
+            assert t.params["arch"] in study.user_attrs["arch_candidates"]
+            run_dir = tmp_path / "sweep" / f"s.{budget}.h1_1pct" / str(t.number)
+            assert t.user_attrs["run_dir"] == str(run_dir)
+            job_cfg = yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text())
+            assert job_cfg["arch"]["name"] == t.params["arch"] and job_cfg["budget"]["name"] == budget
+            assert job_cfg["test"] is False  # trials never see the test period
+        res = yaml.safe_load((tmp_path / "sweep" / f"s.{budget}.h1_1pct" / "optimization_results.yaml").read_text())
+        assert res["best_value"] == study.best_value and res["arch"] == study.best_params["arch"]
+    table = (tmp_path / "sweep" / "summary.csv").read_text()
+    assert "s.tiny.h1_1pct" in table and "s.2M.h1_1pct" in table and "s.2M.h1_1pct" in r.stdout
+
+
+def test_raise_and_nan_become_fail_and_sweep_completes(tmp_path, data_dir):
+    study = optuna.create_study(study_name="s.tiny.h1_1pct", storage=storage(tmp_path), direction="maximize")
+    for lr in (-1.0, 1e30, 3e-4, 3e-4):  # AdamW raises on a negative lr; 1e30 diverges to NaN
+        study.enqueue_trial({"optimizer.lr": lr})
+    r = run_cli(sweep_args(tmp_path, data_dir, "budget=tiny", "search=none", "optimizer.lr=choice(-1.0,1e30,0.0003)",
+                           "hydra.sweeper.n_trials=2", "hydra.sweeper.max_failure_rate=1.0"))
+    check(r)
+    ts = sorted(trials(tmp_path, "s.tiny.h1_1pct"), key=lambda t: t.number)
+    assert [t.state for t in ts] == [State.FAIL, State.FAIL, State.COMPLETE, State.COMPLETE]
+    assert "Invalid learning rate" in ts[0].user_attrs["fail_reason"]
+    assert ts[1].user_attrs["fail_reason"] == "objective is nan"
+
+
+def test_always_prune_pruner_yields_pruned(tmp_path, data_dir):
+    r = run_cli(sweep_args(tmp_path, data_dir, "budget=tiny", "hydra/sweeper/pruner=threshold",
+                           "hydra.sweeper.pruner.lower=1.1", "hydra.sweeper.n_trials=2"))
+    check(r)
+    ts = trials(tmp_path, "s.tiny.h1_1pct")
+    assert [t.state for t in ts] == [State.PRUNED, State.PRUNED]
+    assert all(0 in t.intermediate_values for t in ts)  # reported by the job through the storage
+
+
+def test_missing_data_file_aborts_first_batch(tmp_path, data_dir):
+    import shutil
+
+    broken = tmp_path / "data"
+    shutil.copytree(data_dir / "raw", broken / "raw")
+    missing = broken / "raw" / "SPX.OHLCV.daily" / "v1.parquet"
+    missing.unlink()
+    r = run_cli(sweep_args(tmp_path, broken, "budget=tiny", "hydra.sweeper.n_trials=5", "hydra.sweeper.n_jobs=2"))
+    assert r.returncode != 0
+    assert str(missing) in r.stderr and "failed the same way" in r.stderr
+    assert len(trials(tmp_path, "s.tiny.h1_1pct")) == 2
+
+
+def test_sigkill_then_rerun_tops_up_exactly(tmp_path, data_dir):
+    args = sweep_args(tmp_path, data_dir, "budget=tiny", "hydra.sweeper.n_trials=4", "trainer.max_epochs=4",
+                      "trainer.limit_train_batches=10")
+    proc = subprocess.Popen([sys.executable, *args], cwd=REPO_DIR, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    try:
+        while time.time() < deadline:
+            time.sleep(0.3)
+            try:
+                ts = trials(tmp_path, "s.tiny.h1_1pct")
+            except KeyError:
+                continue
+            if any(t.state == State.COMPLETE for t in ts) and any(t.state == State.RUNNING for t in ts):
+                break
+        else:
+            pytest.fail("the sweep never had a complete and a running trial")
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    before = {t.number: t.state for t in trials(tmp_path, "s.tiny.h1_1pct")}
+    killed = [n for n, s in before.items() if s == State.RUNNING]
+    dirs = {p: p.joinpath("metrics.json").read_bytes() for p in (tmp_path / "sweep" / "s.tiny.h1_1pct").iterdir()
+            if p.joinpath("metrics.json").exists()}
+    check(run_cli(args))
+    ts = trials(tmp_path, "s.tiny.h1_1pct")
+    assert sum(t.state in (State.COMPLETE, State.PRUNED) for t in ts) == 4
+    assert all(t.state != State.RUNNING for t in ts)
+    for n in killed:
+        t = next(t for t in ts if t.number == n)
+        assert t.state == State.FAIL and t.user_attrs["fail_reason"].startswith("stale")
+    for p, content in dirs.items():  # finished trials' folders are untouched by the re-run
+        assert p.joinpath("metrics.json").read_bytes() == content
+    assert len({t.user_attrs["run_dir"] for t in ts}) == len(ts)
+    assert all(before[n] == t.state for t in ts if (n := t.number) in before and before[n] != State.RUNNING)
+
+
+def test_two_sweepers_at_once_share_a_study(tmp_path, data_dir):
+    args = sweep_args(tmp_path, data_dir, "budget=tiny", "hydra.sweeper.n_trials=3")
+    procs = [subprocess.Popen([sys.executable, *args], cwd=REPO_DIR, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=300)[0] for p in procs]
+    for p, out in zip(procs, outs, strict=True):
+        assert p.returncode == 0, out[-4000:]
+    ts = trials(tmp_path, "s.tiny.h1_1pct")
+    assert sum(t.state == State.COMPLETE for t in ts) >= 3
+    assert all(t.state in (State.COMPLETE, State.PRUNED) for t in ts)
+    assert len({t.number for t in ts}) == len(ts) == len({t.user_attrs["run_dir"] for t in ts})
+    for t in ts:
+        assert (tmp_path / "sweep" / "s.tiny.h1_1pct" / str(t.number) / "metrics.json").exists()
