@@ -76,6 +76,10 @@ class WindowDataModule(L.LightningDataModule):
         elif d.normalize != "none":
             raise ConfigError(f"data.normalize={d.normalize!r}: use zscore or none")
         anchors = {s.name: s.anchors(ctx, h) for s in segs}
+        if d.fit_on == "train_val":  # final confirmation: fit on train+val, the test period stays held out
+            anchors["train"] = Segment("train_val", segs[0].start, segs[1].stop).anchors(ctx, h)
+        elif d.fit_on != "train":
+            raise ConfigError(f"data.fit_on={d.fit_on!r}: use train or train_val")
         if d.shuffle_labels:
             rng = np.random.default_rng(self.seed)
             for a in anchors.values():  # permute within each split: a sanity check for leakage
