@@ -41,7 +41,7 @@ bench:
 	$(BIN)/python -m patchtst_hpo.bench
 
 bench-smoke:
-	$(BIN)/python -m patchtst_hpo.bench mode=smoke
+	$(BIN)/python -m patchtst_hpo.bench bench=smoke
 
 clean:
 	rm -rf outputs multirun .pytest_cache .ruff_cache data/processed

@@ -26,8 +26,13 @@ def register_arch_group() -> list[str]:
     cs = ConfigStore.instance()
     names = []
     for arch in generate(OmegaConf.load(GRID_FILE)):
-        node = {"name": arch.name, "d_model": arch.d_model, "n_layers": arch.n_layers,
-                "n_heads": arch.n_heads, "d_ff": arch.d_ff}
+        node = {
+            "name": arch.name,
+            "d_model": arch.d_model,
+            "n_layers": arch.n_layers,
+            "n_heads": arch.n_heads,
+            "d_ff": arch.d_ff,
+        }
         cs.store(group="arch", name=arch.name, node=node)
         names.append(arch.name)
     return names

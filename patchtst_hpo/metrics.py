@@ -11,9 +11,16 @@ from sklearn.metrics import roc_auc_score
 EPS = 1e-7
 # Metric names the objective may use (logged as val/<name> and test/<name>), with the better direction.
 DIRECTIONS = {
-    "auc": "maximize", "log_loss": "minimize", "brier": "minimize", "accuracy": "maximize",
-    "precision": "maximize", "recall": "maximize", "f1": "maximize", "pred_std": "maximize",
-    "loss": "minimize", "positive_rate": "maximize",
+    "auc": "maximize",
+    "log_loss": "minimize",
+    "brier": "minimize",
+    "accuracy": "maximize",
+    "precision": "maximize",
+    "recall": "maximize",
+    "f1": "maximize",
+    "pred_std": "maximize",
+    "loss": "minimize",
+    "positive_rate": "maximize",
 }
 
 
@@ -48,7 +55,10 @@ def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, 
     """All reported metrics of probabilities `p` against 0/1 labels `y`."""
     y, p = np.asarray(y, dtype=np.float64), np.asarray(p, dtype=np.float64)
     if not np.isfinite(p).all():
-        return {k: float("nan") for k in DIRECTIONS if k != "loss"} | {"threshold": float(threshold), "n": float(len(y))}
+        return {k: float("nan") for k in DIRECTIONS if k != "loss"} | {
+            "threshold": float(threshold),
+            "n": float(len(y)),
+        }
     p = np.clip(p, EPS, 1 - EPS)
     return {
         "auc": auc(y, p),
@@ -62,8 +72,9 @@ def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, 
     }
 
 
-def bootstrap_ci(y: np.ndarray, p: np.ndarray, fn=auc, n_boot: int = 1000, level: float = 0.95,
-                 seed: int = 0) -> tuple[float, float]:
+def bootstrap_ci(
+    y: np.ndarray, p: np.ndarray, fn=auc, n_boot: int = 1000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
     """Percentile bootstrap CI of `fn(y, p)` over resampled rows (rows with one class are skipped)."""
     rng = np.random.default_rng(seed)
     n = len(y)

@@ -38,16 +38,22 @@ log = logging.getLogger(__name__)
 def validate(cfg: DictConfig) -> None:
     """Fail fast, naming the config key, on what would otherwise fail (or mislead) minutes later."""
     if cfg.arch.name == "auto" or OmegaConf.is_missing(cfg.arch, "d_model"):
-        raise ConfigError("arch is not set: pick one with arch=NAME (see python -m patchtst_hpo.models.arch_grid)")
+        raise ConfigError(
+            "arch is not set: pick one with arch=NAME (see python -m patchtst_hpo.models.arch_grid)"
+        )
     arch = arch_from_cfg(cfg)
     dims = dims_from_cfg(cfg)
     if dims.patch_len > dims.context_length:
-        raise ConfigError(f"model.patch_len={dims.patch_len} is longer than data.context_length="
-                          f"{dims.context_length}; lower the patch or lengthen the context")
+        raise ConfigError(
+            f"model.patch_len={dims.patch_len} is longer than data.context_length="
+            f"{dims.context_length}; lower the patch or lengthen the context"
+        )
     if dims.stride < 1:
         raise ConfigError(f"model.stride={dims.stride}: must be >= 1")
     if dims.num_classes not in (1, 2):
-        raise ConfigError(f"task.num_classes={dims.num_classes}: threshold labels are binary; use 1 (BCE) or 2")
+        raise ConfigError(
+            f"task.num_classes={dims.num_classes}: threshold labels are binary; use 1 (BCE) or 2"
+        )
     names = {c.arch.name: c for c in budget_candidates(cfg)}
     if arch.name not in names:
         n = count_params(arch, dims)
@@ -57,19 +63,37 @@ def validate(cfg: DictConfig) -> None:
             f"these data dims; pick a candidate (python -m patchtst_hpo.models.arch_grid budget={cfg.budget.name})"
             f" or another budget"
         )
+    if (
+        str(cfg.trainer.precision).startswith("16")
+        and cfg.optimizer.get("fused")
+        and cfg.trainer.gradient_clip_val
+    ):
+        raise ConfigError(
+            f"trainer.precision={cfg.trainer.precision} scales gradients, which a fused AdamW cannot "
+            f"clip; use trainer.precision=bf16-mixed or optimizer.fused=false"
+        )
     split, _, name = str(cfg.objective.metric).partition("/")
     if split not in ("val", "test") or name not in DIRECTIONS:
-        raise ConfigError(f"objective.metric={cfg.objective.metric!r} is not a logged metric; use val/<name> "
-                          f"with name in {sorted(DIRECTIONS)}")
+        raise ConfigError(
+            f"objective.metric={cfg.objective.metric!r} is not a logged metric; use val/<name> "
+            f"with name in {sorted(DIRECTIONS)}"
+        )
     if cfg.objective.direction not in ("maximize", "minimize"):
         raise ConfigError(f"objective.direction={cfg.objective.direction!r}: use maximize or minimize")
 
 
 def model_config(cfg: DictConfig) -> PatchTSTConfig:
     arch, dims, m = arch_from_cfg(cfg), dims_from_cfg(cfg), cfg.model
-    return PatchTSTConfig(**vars(dims), d_model=arch.d_model, n_layers=arch.n_layers, n_heads=arch.n_heads,
-                          d_ff=arch.d_ff, dropout=float(m.dropout), attn_dropout=float(m.attn_dropout),
-                          head_dropout=float(m.head_dropout))
+    return PatchTSTConfig(
+        **vars(dims),
+        d_model=arch.d_model,
+        n_layers=arch.n_layers,
+        n_heads=arch.n_heads,
+        d_ff=arch.d_ff,
+        dropout=float(m.dropout),
+        attn_dropout=float(m.attn_dropout),
+        head_dropout=float(m.head_dropout),
+    )
 
 
 def build_callbacks(cfg: DictConfig) -> list[L.Callback]:
@@ -77,8 +101,9 @@ def build_callbacks(cfg: DictConfig) -> list[L.Callback]:
     if cfg.trial.storage is not None:
         from patchtst_hpo.hpo.trial_context import PruningCallback
 
-        callbacks.append(PruningCallback(cfg.trial.storage, cfg.trial.study, int(cfg.trial.number),
-                                         cfg.objective.metric))
+        callbacks.append(
+            PruningCallback(cfg.trial.storage, cfg.trial.study, int(cfg.trial.number), cfg.objective.metric)
+        )
     return callbacks
 
 
@@ -93,14 +118,23 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     dm = WindowDataModule(cfg.data, cfg.task, int(cfg.seed))
     dm.setup()
     mcfg = model_config(cfg)
-    lit = LitPatchTST(mcfg, instantiate(cfg.optimizer), instantiate(cfg.scheduler) if cfg.scheduler else None,
-                      loss=cfg.model.loss, pos_weight=cfg.model.pos_weight, focal_gamma=float(cfg.model.focal_gamma))
+    lit = LitPatchTST(
+        mcfg,
+        instantiate(cfg.optimizer),
+        instantiate(cfg.scheduler) if cfg.scheduler else None,
+        loss=cfg.model.loss,
+        pos_weight=cfg.model.pos_weight,
+        focal_gamma=float(cfg.model.focal_gamma),
+    )
     params = sum(p.numel() for p in lit.model.parameters())
-    assert params == count_params(arch_from_cfg(cfg), dims_from_cfg(cfg)), "arch_grid formula drifted from model"
+    assert params == count_params(arch_from_cfg(cfg), dims_from_cfg(cfg)), (
+        "arch_grid formula drifted from model"
+    )
     loggers = [instantiate(lg) for lg in cfg.logger.values() if lg is not None] if cfg.logger else False
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=build_callbacks(cfg), logger=loggers)
+    t_fit = time.perf_counter()
     trainer.fit(lit, datamodule=dm, ckpt_path=cfg.ckpt_path)
-    fit_seconds = time.perf_counter() - t0
+    fit_seconds = time.perf_counter() - t_fit  # the training loop alone (set-up is wall - fit)
     ckpt = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
     trainer.validate(lit, datamodule=dm, ckpt_path=ckpt, verbose=False)
     if cfg.test:
@@ -129,9 +163,16 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     write_json(out_dir / "metrics.json", result)
     for split_name, (y, p) in lit.predictions.items():
         np.savez_compressed(out_dir / f"predictions_{split_name}.npz", y=y, p=p)
-    log.info("%s = %.4f | val auc %.4f | test auc %.4f | %d params | %d epochs | %.1fs", cfg.objective.metric,
-             objective, result["val"].get("auc", math.nan), result["test"].get("auc", math.nan), params,
-             result["epochs"], result["wall_seconds"])
+    log.info(
+        "%s = %.4f | val auc %.4f | test auc %.4f | %d params | %d epochs | %.1fs",
+        cfg.objective.metric,
+        objective,
+        result["val"].get("auc", math.nan),
+        result["test"].get("auc", math.nan),
+        params,
+        result["epochs"],
+        result["wall_seconds"],
+    )
     return result
 
 

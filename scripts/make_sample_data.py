@@ -33,9 +33,16 @@ def main(wheel: str) -> None:
             df = df.drop(columns=["Adj Close"], errors="ignore").dropna()
             path = Path(tmp) / f"{name}.csv"
             df.to_csv(path, index=False)
-            entry, created = ingest(path, name, root, value_columns, "Date",
-                                    source=f"arch 8.0.0 wheel (PyPI), {member}")
-            print(("registered" if created else "unchanged"), name, f"v{entry['version']}", entry["rows"], "rows")
+            entry, created = ingest(
+                path, name, root, value_columns, "Date", source=f"arch 8.0.0 wheel (PyPI), {member}"
+            )
+            print(
+                ("registered" if created else "unchanged"),
+                name,
+                f"v{entry['version']}",
+                entry["rows"],
+                "rows",
+            )
 
 
 if __name__ == "__main__":

@@ -26,8 +26,9 @@ OTHER_DIMS = [
 
 
 def meta_count(arch: Arch, dims: Dims) -> int:
-    cfg = PatchTSTConfig(**vars(dims), d_model=arch.d_model, n_layers=arch.n_layers,
-                         n_heads=arch.n_heads, d_ff=arch.d_ff)
+    cfg = PatchTSTConfig(
+        **vars(dims), d_model=arch.d_model, n_layers=arch.n_layers, n_heads=arch.n_heads, d_ff=arch.d_ff
+    )
     with torch.device("meta"):
         model = PatchTST(cfg)
     assert all(p.is_meta for p in model.parameters())  # nothing allocated, even for 2B
@@ -38,7 +39,9 @@ def test_default_data_dims_match_composed_config(cfg_factory):
     assert dims_from_cfg(cfg_factory()) == DEFAULT_DIMS
 
 
-@pytest.mark.parametrize("dims", [DEFAULT_DIMS, *OTHER_DIMS], ids=lambda d: f"F{d.num_features}_C{d.context_length}")
+@pytest.mark.parametrize(
+    "dims", [DEFAULT_DIMS, *OTHER_DIMS], ids=lambda d: f"F{d.num_features}_C{d.context_length}"
+)
 def test_formula_equals_meta_model_for_every_candidate(cfg_factory, dims):
     checked = 0
     for budget in BUDGETS:
@@ -89,8 +92,10 @@ def test_arch_group_and_grid_cannot_drift(cfg_factory):
 def test_heads_must_divide_d_model():
     with pytest.raises(ConfigError, match=r"n_heads=5.*d_model=64"):
         Arch(64, 2, 5, 128).check()
-    assert all(a.d_model % a.n_heads == 0 for a in generate({"d_model": [96], "n_layers": [2],
-                                                            "n_heads": [2, 5, 32, 64], "d_ff_ratio": [2]}))
+    assert all(
+        a.d_model % a.n_heads == 0
+        for a in generate({"d_model": [96], "n_layers": [2], "n_heads": [2, 5, 32, 64], "d_ff_ratio": [2]})
+    )
 
 
 def test_empty_budget_names_three_nearest(cfg_factory):

@@ -21,14 +21,25 @@ def synthetic_ohlcv(n: int = 400, seed: int = 0, start: str = "2000-01-03") -> p
     open_ = close * np.exp(rng.normal(0, 0.003, n))
     high = np.maximum(open_, close) * np.exp(np.abs(rng.normal(0, 0.004, n)))
     low = np.minimum(open_, close) * np.exp(-np.abs(rng.normal(0, 0.004, n)))
-    return pd.DataFrame({"Date": pd.bdate_range(start, periods=n), "Open": open_, "High": high, "Low": low,
-                         "Close": close, "Volume": rng.integers(1_000_000, 5_000_000, n).astype(float)})
+    return pd.DataFrame(
+        {
+            "Date": pd.bdate_range(start, periods=n),
+            "Open": open_,
+            "High": high,
+            "Low": low,
+            "Close": close,
+            "Volume": rng.integers(1_000_000, 5_000_000, n).astype(float),
+        }
+    )
 
 
 def snapshot(root):
     """Every file under root with its bytes: proves a failed command wrote nothing."""
-    return {p.relative_to(root): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
-            and not p.name.endswith(".lock")}
+    return {
+        p.relative_to(root): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not p.name.endswith(".lock")
+    }
 
 
 @pytest.fixture
@@ -45,6 +56,7 @@ def write_csv(tmp_path, df, name="x.csv"):
 
 
 # ---------- ingest and manifests ----------
+
 
 def test_ingest_round_trip_noop_and_new_version(tmp_path, root):
     df = synthetic_ohlcv()
@@ -106,8 +118,9 @@ def corrupt(df, what):
     raise AssertionError(what)
 
 
-@pytest.mark.parametrize("what", ["missing_column", "bad_date", "duplicate_date", "nan_price", "inf_price",
-                                  "nonpositive"])
+@pytest.mark.parametrize(
+    "what", ["missing_column", "bad_date", "duplicate_date", "nan_price", "inf_price", "nonpositive"]
+)
 def test_bad_input_clear_error_nothing_written(tmp_path, root, what):
     ingest(write_csv(tmp_path, synthetic_ohlcv(seed=1), "ok.csv"), "SYN", root)
     before = snapshot(root)
@@ -126,9 +139,14 @@ def test_missing_and_corrupt_files(tmp_path, root):
     with pytest.raises(DataError, match="bad.parquet: cannot be read as parquet"):
         ingest(tmp_path / "bad.parquet", "SYN", root)
     assert not any(root.iterdir())
-    r = run_cli(["-m", "patchtst_hpo.data", "--root", str(root), "ingest", str(tmp_path / "nope.csv"),
-                 "--name", "X"])
-    assert r.returncode == 2 and r.stderr.strip().startswith("error:") and len(r.stderr.strip().splitlines()) == 1
+    r = run_cli(
+        ["-m", "patchtst_hpo.data", "--root", str(root), "ingest", str(tmp_path / "nope.csv"), "--name", "X"]
+    )
+    assert (
+        r.returncode == 2
+        and r.stderr.strip().startswith("error:")
+        and len(r.stderr.strip().splitlines()) == 1
+    )
 
 
 def test_unsorted_dates_are_sorted_with_warning(tmp_path, root, caplog):
@@ -149,6 +167,7 @@ def test_value_series_ingest_and_cli_list(tmp_path, root):
 
 
 # ---------- features, labels, no look-ahead ----------
+
 
 def test_tiers_are_a_registry():
     assert len(features.feature_names("a20")) == 20
@@ -185,8 +204,8 @@ def test_labels_depend_only_on_t_to_t_plus_h():
             h2, c2 = high.copy(), close.copy()
             h2[t + h + 1 :] *= 3
             c2[t + h + 1 :] *= 3
-            h2[: t] *= 0.5
-            c2[: t] *= 0.5
+            h2[:t] *= 0.5
+            c2[:t] *= 0.5
             assert threshold_labels(h2, c2, h, 0.01)[t] == y[t]
     yc = threshold_labels(high, close, 2, 0.0, kind="close")
     assert yc[0] == float(close[1:3].max() >= close[0])
@@ -217,6 +236,7 @@ def test_normalisation_uses_train_rows_only(cfg_factory, data_dir):
 
 # ---------- splits ----------
 
+
 def test_split_purge_on_real_sample(cfg_factory, data_dir):
     for task in ("h1_1pct", "h5_1pct"):
         cfg = cfg_factory(f"paths.data_dir={data_dir}", f"task={task}")
@@ -243,6 +263,7 @@ def test_split_config_errors():
         ({"method": "weekly"}, ConfigError, "use 'fractions' or 'dates'"),
     ]
     from omegaconf import OmegaConf
+
     for split, exc, pattern in bad:
         with pytest.raises(exc, match=pattern):
             train_val_test(dates, OmegaConf.create({"purge": None, **split}), 60, 5)

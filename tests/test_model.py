@@ -5,8 +5,18 @@ from patchtst_hpo.models.patchtst import PatchTST, PatchTSTConfig
 
 
 def tiny(**kw) -> PatchTSTConfig:
-    base = dict(num_features=5, context_length=60, patch_len=10, stride=5, num_classes=1,
-                d_model=64, n_layers=2, n_heads=4, d_ff=128, dropout=0.0)
+    base = dict(
+        num_features=5,
+        context_length=60,
+        patch_len=10,
+        stride=5,
+        num_classes=1,
+        d_model=64,
+        n_layers=2,
+        n_heads=4,
+        d_ff=128,
+        dropout=0.0,
+    )
     return PatchTSTConfig(**{**base, **kw})
 
 

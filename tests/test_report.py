@@ -13,25 +13,56 @@ from tests.test_sweeper import FAST, check, storage
 @pytest.fixture(scope="module")
 def two_budget_study(tmp_path_factory, data_dir):
     tmp = tmp_path_factory.mktemp("study")
-    r = run_cli(["-m", "patchtst_hpo.train", "-m", "budget=tiny,2M", *FAST, f"paths.data_dir={data_dir}",
-                 "hydra.sweeper.n_trials=2", f"hydra.sweep.dir={tmp / 'sweep'}",
-                 f"hydra.sweeper.storage={storage(tmp)}", "hydra.sweeper.study_name=rep"])
+    r = run_cli(
+        [
+            "-m",
+            "patchtst_hpo.train",
+            "-m",
+            "budget=tiny,2M",
+            *FAST,
+            f"paths.data_dir={data_dir}",
+            "hydra.sweeper.n_trials=2",
+            f"hydra.sweep.dir={tmp / 'sweep'}",
+            f"hydra.sweeper.storage={storage(tmp)}",
+            "hydra.sweeper.study_name=rep",
+        ]
+    )
     check(r)
     return tmp
 
 
 def run_report(tmp, out, *extra):
-    return run_cli(["-m", "patchtst_hpo.report", f"storage={storage(tmp)}", "study_prefix=rep", "top_k=1",
-                    "seeds=[1,2]", "n_boot=200", f"hydra.run.dir={out}", *extra])
+    return run_cli(
+        [
+            "-m",
+            "patchtst_hpo.report",
+            f"storage={storage(tmp)}",
+            "study_prefix=rep",
+            "top_k=1",
+            "seeds=[1,2]",
+            "n_boot=200",
+            f"hydra.run.dir={out}",
+            *extra,
+        ]
+    )
 
 
 def test_report_files_confirmation_baselines_and_resume(two_budget_study, tmp_path):
     out = tmp_path / "report"
     check(run_report(two_budget_study, out))
-    for f in ("summary.md", "scaling.png", "architectures.png", "trials.parquet", "trials.csv", "report.json"):
+    for f in (
+        "summary.md",
+        "scaling.png",
+        "architectures.png",
+        "trials.parquet",
+        "trials.csv",
+        "report.json",
+    ):
         assert (out / f).stat().st_size > 0, f
-    n_trials = sum(len(optuna.load_study(study_name=n, storage=storage(two_budget_study)).trials)
-                   for n in ("rep.tiny.h1_1pct", "rep.2M.h1_1pct"))
+    n_trials = sum(
+        len(optuna.load_study(study_name=n, storage=storage(two_budget_study)).trials)
+        for n in ("rep.tiny.h1_1pct", "rep.2M.h1_1pct")
+    )
     trials = pd.read_parquet(out / "trials.parquet")
     assert len(trials) == n_trials and set(trials["budget"]) == {"tiny", "2M"}
     runs = pd.read_parquet(out / "confirmation_runs.parquet")
@@ -76,15 +107,24 @@ def test_scaling_fit_flat_data_ci_contains_zero():
 
 
 def test_report_on_only_failed_trials_explains(tmp_path):
-    study = optuna.create_study(study_name="bad.tiny.h1_1pct", storage=storage(tmp_path), direction="maximize")
+    study = optuna.create_study(
+        study_name="bad.tiny.h1_1pct", storage=storage(tmp_path), direction="maximize"
+    )
     study.set_user_attr("budget", "tiny")
     for _ in range(3):
         t = study.ask()
         t.set_user_attr("fail_reason", "DataError: data/raw/x.parquet is missing")
         study.tell(t, state=optuna.trial.TrialState.FAIL)
     out = tmp_path / "report"
-    r = run_cli(["-m", "patchtst_hpo.report", f"storage={storage(tmp_path)}", "study_prefix=bad",
-                 f"hydra.run.dir={out}"])
+    r = run_cli(
+        [
+            "-m",
+            "patchtst_hpo.report",
+            f"storage={storage(tmp_path)}",
+            "study_prefix=bad",
+            f"hydra.run.dir={out}",
+        ]
+    )
     check(r)
     text = (out / "summary.md").read_text()
     assert "none completed" in text and "FAIL: 3" in text and "x.parquet is missing" in text
@@ -92,6 +132,13 @@ def test_report_on_only_failed_trials_explains(tmp_path):
 
 def test_report_unknown_prefix_names_the_studies(tmp_path):
     optuna.create_study(study_name="abc.tiny.h1_1pct", storage=storage(tmp_path))
-    r = run_cli(["-m", "patchtst_hpo.report", f"storage={storage(tmp_path)}", "study_prefix=zzz",
-                 f"hydra.run.dir={tmp_path / 'r'}"])
+    r = run_cli(
+        [
+            "-m",
+            "patchtst_hpo.report",
+            f"storage={storage(tmp_path)}",
+            "study_prefix=zzz",
+            f"hydra.run.dir={tmp_path / 'r'}",
+        ]
+    )
     assert r.returncode == 2 and "abc.tiny.h1_1pct" in r.stdout + r.stderr

@@ -14,15 +14,27 @@ from patchtst_hpo.config import REPO_DIR
 from patchtst_hpo.models.arch_grid import budget_candidates, extremes
 from tests.conftest import run_cli
 
-FAST = ["trainer.max_epochs=2", "trainer.limit_train_batches=3", "trainer.limit_val_batches=1",
-        "callbacks.progress.refresh_rate=0"]
+FAST = [
+    "trainer.max_epochs=2",
+    "trainer.limit_train_batches=3",
+    "trainer.limit_val_batches=1",
+    "callbacks.progress.refresh_rate=0",
+]
 State = optuna.trial.TrialState
 
 
 def sweep_args(tmp_path, data_dir, *extra, name="s"):
-    return ["-m", "patchtst_hpo.train", "-m", *FAST, f"paths.data_dir={data_dir}",
-            f"hydra.sweep.dir={tmp_path / 'sweep'}", f"hydra.sweeper.storage={storage(tmp_path)}",
-            f"hydra.sweeper.study_name={name}", *extra]
+    return [
+        "-m",
+        "patchtst_hpo.train",
+        "-m",
+        *FAST,
+        f"paths.data_dir={data_dir}",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        f"hydra.sweeper.storage={storage(tmp_path)}",
+        f"hydra.sweeper.study_name={name}",
+        *extra,
+    ]
 
 
 def storage(tmp_path) -> str:
@@ -59,7 +71,9 @@ def test_one_study_per_budget_with_grid_archs(tmp_path, data_dir, cfg_factory):
             job_cfg = yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text())
             assert job_cfg["arch"]["name"] == t.params["arch"] and job_cfg["budget"]["name"] == budget
             assert job_cfg["test"] is False  # trials never see the test period
-        res = yaml.safe_load((tmp_path / "sweep" / f"s.{budget}.h1_1pct" / "optimization_results.yaml").read_text())
+        res = yaml.safe_load(
+            (tmp_path / "sweep" / f"s.{budget}.h1_1pct" / "optimization_results.yaml").read_text()
+        )
         assert res["best_value"] == study.best_value and res["arch"] == study.best_params["arch"]
     table = (tmp_path / "sweep" / "summary.csv").read_text()
     assert "s.tiny.h1_1pct" in table and "s.2M.h1_1pct" in table and "s.2M.h1_1pct" in r.stdout
@@ -69,8 +83,17 @@ def test_raise_and_nan_become_fail_and_sweep_completes(tmp_path, data_dir):
     study = optuna.create_study(study_name="s.tiny.h1_1pct", storage=storage(tmp_path), direction="maximize")
     for lr in (-1.0, 1e30, 3e-4, 3e-4):  # AdamW raises on a negative lr; 1e30 diverges to NaN
         study.enqueue_trial({"optimizer.lr": lr})
-    r = run_cli(sweep_args(tmp_path, data_dir, "budget=tiny", "search=none", "optimizer.lr=choice(-1.0,1e30,0.0003)",
-                           "hydra.sweeper.n_trials=2", "hydra.sweeper.max_failure_rate=1.0"))
+    r = run_cli(
+        sweep_args(
+            tmp_path,
+            data_dir,
+            "budget=tiny",
+            "search=none",
+            "optimizer.lr=choice(-1.0,1e30,0.0003)",
+            "hydra.sweeper.n_trials=2",
+            "hydra.sweeper.max_failure_rate=1.0",
+        )
+    )
     check(r)
     ts = sorted(trials(tmp_path, "s.tiny.h1_1pct"), key=lambda t: t.number)
     assert [t.state for t in ts] == [State.FAIL, State.FAIL, State.COMPLETE, State.COMPLETE]
@@ -79,8 +102,16 @@ def test_raise_and_nan_become_fail_and_sweep_completes(tmp_path, data_dir):
 
 
 def test_always_prune_pruner_yields_pruned(tmp_path, data_dir):
-    r = run_cli(sweep_args(tmp_path, data_dir, "budget=tiny", "hydra/sweeper/pruner=threshold",
-                           "hydra.sweeper.pruner.lower=1.1", "hydra.sweeper.n_trials=2"))
+    r = run_cli(
+        sweep_args(
+            tmp_path,
+            data_dir,
+            "budget=tiny",
+            "hydra/sweeper/pruner=threshold",
+            "hydra.sweeper.pruner.lower=1.1",
+            "hydra.sweeper.n_trials=2",
+        )
+    )
     check(r)
     ts = trials(tmp_path, "s.tiny.h1_1pct")
     assert [t.state for t in ts] == [State.PRUNED, State.PRUNED]
@@ -94,17 +125,26 @@ def test_missing_data_file_aborts_first_batch(tmp_path, data_dir):
     shutil.copytree(data_dir / "raw", broken / "raw")
     missing = broken / "raw" / "SPX.OHLCV.daily" / "v1.parquet"
     missing.unlink()
-    r = run_cli(sweep_args(tmp_path, broken, "budget=tiny", "hydra.sweeper.n_trials=5", "hydra.sweeper.n_jobs=2"))
+    r = run_cli(
+        sweep_args(tmp_path, broken, "budget=tiny", "hydra.sweeper.n_trials=5", "hydra.sweeper.n_jobs=2")
+    )
     assert r.returncode != 0
     assert str(missing) in r.stderr and "failed the same way" in r.stderr
     assert len(trials(tmp_path, "s.tiny.h1_1pct")) == 2
 
 
 def test_sigkill_then_rerun_tops_up_exactly(tmp_path, data_dir):
-    args = sweep_args(tmp_path, data_dir, "budget=tiny", "hydra.sweeper.n_trials=4", "trainer.max_epochs=4",
-                      "trainer.limit_train_batches=10")
-    proc = subprocess.Popen([sys.executable, *args], cwd=REPO_DIR, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    args = sweep_args(
+        tmp_path,
+        data_dir,
+        "budget=tiny",
+        "hydra.sweeper.n_trials=4",
+        "trainer.max_epochs=4",
+        "trainer.limit_train_batches=10",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, *args], cwd=REPO_DIR, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + 240
     try:
         while time.time() < deadline:
@@ -122,8 +162,11 @@ def test_sigkill_then_rerun_tops_up_exactly(tmp_path, data_dir):
         proc.wait()
     before = {t.number: t.state for t in trials(tmp_path, "s.tiny.h1_1pct")}
     killed = [n for n, s in before.items() if s == State.RUNNING]
-    dirs = {p: p.joinpath("metrics.json").read_bytes() for p in (tmp_path / "sweep" / "s.tiny.h1_1pct").iterdir()
-            if p.joinpath("metrics.json").exists()}
+    dirs = {
+        p: p.joinpath("metrics.json").read_bytes()
+        for p in (tmp_path / "sweep" / "s.tiny.h1_1pct").iterdir()
+        if p.joinpath("metrics.json").exists()
+    }
     check(run_cli(args))
     ts = trials(tmp_path, "s.tiny.h1_1pct")
     assert sum(t.state in (State.COMPLETE, State.PRUNED) for t in ts) == 4
@@ -139,8 +182,12 @@ def test_sigkill_then_rerun_tops_up_exactly(tmp_path, data_dir):
 
 def test_two_sweepers_at_once_share_a_study(tmp_path, data_dir):
     args = sweep_args(tmp_path, data_dir, "budget=tiny", "hydra.sweeper.n_trials=3")
-    procs = [subprocess.Popen([sys.executable, *args], cwd=REPO_DIR, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, *args], cwd=REPO_DIR, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        for _ in range(2)
+    ]
     outs = [p.communicate(timeout=300)[0] for p in procs]
     for p, out in zip(procs, outs, strict=True):
         assert p.returncode == 0, out[-4000:]

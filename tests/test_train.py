@@ -6,8 +6,14 @@ import yaml
 from patchtst_hpo.train import train
 from tests.conftest import run_cli
 
-FAST = ["budget=tiny", "trainer.max_epochs=2", "trainer.limit_train_batches=5", "trainer.limit_val_batches=2",
-        "trainer.limit_test_batches=2", "callbacks.progress=null"]
+FAST = [
+    "budget=tiny",
+    "trainer.max_epochs=2",
+    "trainer.limit_train_batches=5",
+    "trainer.limit_val_batches=2",
+    "trainer.limit_test_batches=2",
+    "callbacks.progress=null",
+]
 
 
 def test_app_runs_and_writes_outputs(tmp_path, data_dir):
@@ -25,16 +31,36 @@ def test_app_runs_and_writes_outputs(tmp_path, data_dir):
     assert (run / "checkpoints" / "last.ckpt").exists() and m["best_checkpoint"].startswith(str(run))
     # resuming from last.ckpt is one override: it continues at epoch 2 and runs to max_epochs=3
     run2 = tmp_path / "run2"
-    r = run_cli(["-m", "patchtst_hpo.train", *FAST, "trainer.max_epochs=3", f"paths.data_dir={data_dir}",
-                 f"hydra.run.dir={run2}", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}"])
+    r = run_cli(
+        [
+            "-m",
+            "patchtst_hpo.train",
+            *FAST,
+            "trainer.max_epochs=3",
+            f"paths.data_dir={data_dir}",
+            f"hydra.run.dir={run2}",
+            f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}",
+        ]
+    )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert json.loads((run2 / "metrics.json").read_text())["epochs"] == 3
 
 
 def test_basic_sweeper_multirun_over_two_archs(tmp_path, data_dir):
     sweep = tmp_path / "sweep"
-    r = run_cli(["-m", "patchtst_hpo.train", "-m", "hydra/sweeper=basic", *FAST, "trainer.max_epochs=1",
-                 "arch=d64_l2_h4_f256,d64_l3_h8_f128", f"paths.data_dir={data_dir}", f"hydra.sweep.dir={sweep}"])
+    r = run_cli(
+        [
+            "-m",
+            "patchtst_hpo.train",
+            "-m",
+            "hydra/sweeper=basic",
+            *FAST,
+            "trainer.max_epochs=1",
+            "arch=d64_l2_h4_f256,d64_l3_h8_f128",
+            f"paths.data_dir={data_dir}",
+            f"hydra.sweep.dir={sweep}",
+        ]
+    )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     archs = {json.loads((sweep / str(i) / "metrics.json").read_text())["arch"] for i in (0, 1)}
     assert archs == {"d64_l2_h4_f256", "d64_l3_h8_f128"}
@@ -43,34 +69,50 @@ def test_basic_sweeper_multirun_over_two_archs(tmp_path, data_dir):
 def test_same_seed_same_val_metrics(cfg_factory, data_dir, tmp_path):
     results = []
     for i in range(2):
-        cfg = cfg_factory(*FAST, f"paths.data_dir={data_dir}", f"paths.output_dir={tmp_path / str(i)}",
-                          "logger=none", "callbacks.lr_monitor=null")
+        cfg = cfg_factory(
+            *FAST,
+            f"paths.data_dir={data_dir}",
+            f"paths.output_dir={tmp_path / str(i)}",
+            "logger=none",
+            "callbacks.lr_monitor=null",
+        )
         results.append(train(cfg))
     assert results[0]["val"] == results[1]["val"]
     assert results[0]["objective"] == results[1]["objective"]
 
 
-@pytest.mark.parametrize("override,key", [
-    ("arch=d512_l6_h8_f2048", "budget=tiny"),
-    ("arch.n_heads=3", "n_heads=3"),
-    ("model.patch_len=100", "model.patch_len=100"),
-    ("objective.metric=val/sharpe", "objective.metric"),
-    ("data.tier=b99", "data.tier"),
-])
+@pytest.mark.parametrize(
+    "override,key",
+    [
+        ("arch=d512_l6_h8_f2048", "budget=tiny"),
+        ("arch.n_heads=3", "n_heads=3"),
+        ("model.patch_len=100", "model.patch_len=100"),
+        ("objective.metric=val/sharpe", "objective.metric"),
+        ("data.tier=b99", "data.tier"),
+    ],
+)
 def test_bad_overrides_fail_fast(tmp_path, data_dir, override, key):
     run = tmp_path / "run"
-    r = run_cli(["-m", "patchtst_hpo.train", *FAST, override, f"paths.data_dir={data_dir}",
-                 f"hydra.run.dir={run}"])
+    r = run_cli(
+        ["-m", "patchtst_hpo.train", *FAST, override, f"paths.data_dir={data_dir}", f"hydra.run.dir={run}"]
+    )
     out = r.stdout + r.stderr
     assert r.returncode != 0 and key in out, out[-2000:]
     assert "Traceback" not in out
     assert not (run / "checkpoints").exists()
 
 
-@pytest.mark.slow
 def test_shuffled_labels_give_chance_auc(cfg_factory, data_dir, tmp_path):
-    cfg = cfg_factory("budget=tiny", "task=h5_1pct", "data.shuffle_labels=true", "trainer.max_epochs=5",
-                      f"paths.data_dir={data_dir}", f"paths.output_dir={tmp_path}", "logger=none", "callbacks.lr_monitor=null",
-                      "callbacks.progress=null")
+    cfg = cfg_factory(
+        "budget=tiny",
+        "task=h5_1pct",
+        "data.shuffle_labels=true",
+        "trainer.max_epochs=5",
+        f"paths.data_dir={data_dir}",
+        f"paths.output_dir={tmp_path}",
+        "logger=none",
+        "callbacks.lr_monitor=null",
+        "callbacks.progress=null",
+    )
     res = train(cfg)
     assert abs(res["val"]["auc"] - 0.5) <= 0.05, res["val"]

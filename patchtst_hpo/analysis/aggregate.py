@@ -10,8 +10,26 @@ import pandas as pd
 
 from patchtst_hpo.hpo.trial_context import open_storage
 
-COLUMNS = ["study", "budget", "task", "cell", "number", "state", "value", "arch", "params", "d_model", "n_layers",
-           "n_heads", "d_ff", "epochs", "best_epoch", "wall_seconds", "run_dir", "fail_reason"]
+COLUMNS = [
+    "study",
+    "budget",
+    "task",
+    "cell",
+    "number",
+    "state",
+    "value",
+    "arch",
+    "params",
+    "d_model",
+    "n_layers",
+    "n_heads",
+    "d_ff",
+    "epochs",
+    "best_epoch",
+    "wall_seconds",
+    "run_dir",
+    "fail_reason",
+]
 
 
 def study_names(storage_url: str, prefix: str) -> list[str]:
@@ -43,15 +61,23 @@ def trials_table(storage_url: str, names: list[str]) -> pd.DataFrame:
             arch = t.params.get("arch")
             m = _run_metrics(t.user_attrs.get("run_dir"))
             row = {
-                "study": name, "budget": attrs.get("budget"), "task": attrs.get("task"),
-                "cell": json.dumps(attrs.get("grid", {}), sort_keys=True), "number": t.number,
-                "state": t.state.name, "value": t.value, "arch": arch,
+                "study": name,
+                "budget": attrs.get("budget"),
+                "task": attrs.get("task"),
+                "cell": json.dumps(attrs.get("grid", {}), sort_keys=True),
+                "number": t.number,
+                "state": t.state.name,
+                "value": t.value,
+                "arch": arch,
                 "params": t.user_attrs.get("params", attrs.get("arch_params", {}).get(arch)),
                 **_arch_fields(arch),
-                "epochs": m.get("epochs", t.user_attrs.get("epochs")), "best_epoch": m.get("best_epoch"),
+                "epochs": m.get("epochs", t.user_attrs.get("epochs")),
+                "best_epoch": m.get("best_epoch"),
                 "wall_seconds": (t.datetime_complete - t.datetime_start).total_seconds()
-                if t.datetime_complete and t.datetime_start else None,
-                "run_dir": t.user_attrs.get("run_dir"), "fail_reason": t.user_attrs.get("fail_reason"),
+                if t.datetime_complete and t.datetime_start
+                else None,
+                "run_dir": t.user_attrs.get("run_dir"),
+                "fail_reason": t.user_attrs.get("fail_reason"),
             }
             row.update({f"hp.{k}": v for k, v in t.params.items() if k != "arch"})
             rows.append(row)

@@ -29,12 +29,25 @@ def trial_overrides(fixed: list[str], params: dict) -> list[str]:
     return [*keep, *(override(k, v) for k, v in params.items())]
 
 
-def command(overrides: list[str], seeds: list[int], epochs: int, out_dir: Path, extra: list[str]) -> list[str]:
+def command(
+    overrides: list[str], seeds: list[int], epochs: int, out_dir: Path, extra: list[str]
+) -> list[str]:
     return [
-        sys.executable, "-m", "patchtst_hpo.train", "-m", "hydra/sweeper=basic", *overrides,
-        f"seed={','.join(str(s) for s in seeds)}", "data.fit_on=train_val", f"trainer.max_epochs={epochs}",
-        "callbacks.early_stopping=null", "callbacks.model_checkpoint.monitor=null", "test=true",
-        "callbacks.progress.refresh_rate=0", f"hydra.sweep.dir={out_dir}", "hydra.sweep.subdir=seed${seed}",
+        sys.executable,
+        "-m",
+        "patchtst_hpo.train",
+        "-m",
+        "hydra/sweeper=basic",
+        *overrides,
+        f"seed={','.join(str(s) for s in seeds)}",
+        "data.fit_on=train_val",
+        f"trainer.max_epochs={epochs}",
+        "callbacks.early_stopping=null",
+        "callbacks.model_checkpoint.monitor=null",
+        "test=true",
+        "callbacks.progress.refresh_rate=0",
+        f"hydra.sweep.dir={out_dir}",
+        "hydra.sweep.subdir=seed${seed}",
         *extra,
     ]
 
@@ -45,8 +58,9 @@ def run(overrides: list[str], seeds: list[int], epochs: int, out_dir: Path, extr
     cmd = command(overrides, seeds, epochs, out_dir, extra)
     if todo:
         log.info("confirming %s with seeds %s (%d epochs on train+val)", out_dir.name, todo, epochs)
-        r = subprocess.run(command(overrides, todo, epochs, out_dir, extra), cwd=REPO_DIR, capture_output=True,
-                           text=True)
+        r = subprocess.run(
+            command(overrides, todo, epochs, out_dir, extra), cwd=REPO_DIR, capture_output=True, text=True
+        )
         if r.returncode != 0:
             tail = (r.stdout + r.stderr)[-1500:]
             raise PatchTSTHPOError(f"confirmation run in {out_dir} failed (exit {r.returncode}):\n{tail}")

@@ -16,22 +16,43 @@ from patchtst_hpo.analysis.scaling import Fit  # noqa: E402
 BASELINE_STYLE = {"logistic": "--", "volatility_logistic": ":", "majority": "-."}
 
 
-def scaling_figure(path: Path, winners: pd.DataFrame, seeds: pd.DataFrame, baselines: dict,
-                   fits: dict[str, Fit | None], metric: str) -> None:
+def scaling_figure(
+    path: Path,
+    winners: pd.DataFrame,
+    seeds: pd.DataFrame,
+    baselines: dict,
+    fits: dict[str, Fit | None],
+    metric: str,
+) -> None:
     """Test metric (and log loss) vs exact parameter count: winners with CIs, seeds, baselines, fit."""
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
     # (metric key, axis label, whether the fit was made on 1 - value)
-    panels = [(metric, f"test {metric.upper()} (higher is better)", True),
-              ("log_loss", "test log loss (lower is better)", False)]
+    panels = [
+        (metric, f"test {metric.upper()} (higher is better)", True),
+        ("log_loss", "test log loss (lower is better)", False),
+    ]
     for ax, (key, label, fit_on_complement) in zip(axes, panels, strict=True):
         ax.scatter(seeds["params"], seeds[key], s=14, color="0.6", label="one seed", zorder=2)
         w = winners.sort_values("params")
         lo, hi = w[f"{key}_ci_lo"], w[f"{key}_ci_hi"]
-        ax.errorbar(w["params"], w[f"{key}_mean"], yerr=[w[f"{key}_mean"] - lo, hi - w[f"{key}_mean"]],
-                    fmt="o", color="C0", capsize=4, label="winner: seed mean, 95% CI", zorder=3)
+        ax.errorbar(
+            w["params"],
+            w[f"{key}_mean"],
+            yerr=[w[f"{key}_mean"] - lo, hi - w[f"{key}_mean"]],
+            fmt="o",
+            color="C0",
+            capsize=4,
+            label="winner: seed mean, 95% CI",
+            zorder=3,
+        )
         for _, r in w.iterrows():
-            ax.annotate(f"{r['budget']}\n{r['arch']}", (r["params"], r[f"{key}_mean"]), fontsize=7,
-                        xytext=(6, 6), textcoords="offset points")
+            ax.annotate(
+                f"{r['budget']}\n{r['arch']}",
+                (r["params"], r[f"{key}_mean"]),
+                fontsize=7,
+                xytext=(6, 6),
+                textcoords="offset points",
+            )
         for name, style in BASELINE_STYLE.items():
             if name in baselines:
                 ax.axhline(baselines[name][key], ls=style, color="C3", lw=1, label=f"baseline: {name}")

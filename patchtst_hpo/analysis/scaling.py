@@ -66,14 +66,14 @@ def fit(n: np.ndarray, y: np.ndarray, n_boot: int = 500, seed: int = 0) -> Fit:
         return Fit(e, a, alpha, (float("nan"), float("nan")), len(n))
     rng = np.random.default_rng(seed)
     groups = [np.flatnonzero(n == s) for s in sizes]
-    resid = y - (e + a * n ** -alpha)
+    resid = y - (e + a * n**-alpha)
     alphas = []
     for _ in range(n_boot):
         if all(len(g) > 1 for g in groups):  # resample seeds within each size
             idx = np.concatenate([rng.choice(g, len(g)) for g in groups])
             alphas.append(_fit_point(n[idx], y[idx])[2])
         else:  # one point per size: residual bootstrap
-            yb = (e + a * n ** -alpha) + rng.choice(resid, len(resid))
+            yb = (e + a * n**-alpha) + rng.choice(resid, len(resid))
             alphas.append(_fit_point(n, yb)[2])
     lo, hi = np.quantile(alphas, [0.025, 0.975])
     return Fit(e, a, alpha, (float(lo), float(hi)), len(n))

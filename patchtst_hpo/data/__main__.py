@@ -15,14 +15,20 @@ from patchtst_hpo.errors import PatchTSTHPOError
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m patchtst_hpo.data", description=__doc__)
-    p.add_argument("--root", type=Path, default=REPO_DIR / "data", help="data root holding raw/ and processed/")
+    p.add_argument(
+        "--root", type=Path, default=REPO_DIR / "data", help="data root holding raw/ and processed/"
+    )
     sub = p.add_subparsers(dest="cmd", required=True)
     i = sub.add_parser("ingest", help="register a CSV/parquet file as a raw dataset version")
     i.add_argument("file", type=Path)
     i.add_argument("--name", required=True, help="dataset name, e.g. SPY.OHLCV.daily")
     i.add_argument("--date-column", default="date")
-    i.add_argument("--value-column", action="append", dest="value_columns",
-                   help="a single-value series (e.g. vix) instead of OHLCV; repeatable")
+    i.add_argument(
+        "--value-column",
+        action="append",
+        dest="value_columns",
+        help="a single-value series (e.g. vix) instead of OHLCV; repeatable",
+    )
     i.add_argument("--source", help="provenance note stored in the manifest (default: the file path)")
     b = sub.add_parser("build", help="build a processed feature dataset from raw datasets")
     b.add_argument("--ohlcv", required=True, help="raw OHLCV dataset name")
@@ -35,14 +41,19 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _list(root: Path) -> None:
-    for title, manifest in (("raw", ingest_mod.raw_manifest(root)), ("processed", processed.processed_manifest(root))):
+    for title, manifest in (
+        ("raw", ingest_mod.raw_manifest(root)),
+        ("processed", processed.processed_manifest(root)),
+    ):
         print(f"{title} datasets ({manifest.path}):")
         print(f"  {'name':<36}{'ver':>4}{'rows':>8}  {'span':<23}  {'sha256':<12}  detail")
         for name, entries in sorted(manifest.load().items()):
             for e in entries:
                 detail = e.get("source") or f"tier {e['tier']}, {len(e['features'])} features"
-                print(f"  {name:<36}{e['version']:>4}{e['rows']:>8}  {e['first_date']}..{e['last_date']}"
-                      f"  {e['sha256'][:12]}  {detail}")
+                print(
+                    f"  {name:<36}{e['version']:>4}{e['rows']:>8}  {e['first_date']}..{e['last_date']}"
+                    f"  {e['sha256'][:12]}  {detail}"
+                )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,19 +61,26 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.cmd == "ingest":
-            entry, created = ingest_mod.ingest(args.file, args.name, args.root, args.value_columns,
-                                               args.date_column, args.source)
+            entry, created = ingest_mod.ingest(
+                args.file, args.name, args.root, args.value_columns, args.date_column, args.source
+            )
             word = "registered" if created else "unchanged"
-            print(f"{word}: {entry['name']} v{entry['version']} ({entry['rows']} rows, "
-                  f"{entry['first_date']}..{entry['last_date']}) -> {entry['path']}")
+            print(
+                f"{word}: {entry['name']} v{entry['version']} ({entry['rows']} rows, "
+                f"{entry['first_date']}..{entry['last_date']}) -> {entry['path']}"
+            )
         elif args.cmd == "build":
             entry, created = processed.build(args.root, args.ohlcv, args.tier, args.vix, args.version)
             word = "built" if created else "up to date"
-            print(f"{word}: {entry['id']} v{entry['version']} ({entry['rows']} rows x {len(entry['features'])} "
-                  f"features, {entry['first_date']}..{entry['last_date']}) -> {entry['path']}")
+            print(
+                f"{word}: {entry['id']} v{entry['version']} ({entry['rows']} rows x {len(entry['features'])} "
+                f"features, {entry['first_date']}..{entry['last_date']}) -> {entry['path']}"
+            )
         elif args.cmd == "verify":
-            problems = [*ingest_mod.raw_manifest(args.root).verify(),
-                        *processed.processed_manifest(args.root).verify()]
+            problems = [
+                *ingest_mod.raw_manifest(args.root).verify(),
+                *processed.processed_manifest(args.root).verify(),
+            ]
             for line in problems:
                 print(f"CHANGED {line}")
             if problems:

@@ -62,11 +62,14 @@ class WindowDataModule(L.LightningDataModule):
         df, entry = processed.load(d.root, d.ohlcv, d.tier, d.vix, d.version)
         names = entry["features"]
         if len(names) != self.num_features:
-            raise ConfigError(f"data.num_features={self.num_features} but {entry['id']} has {len(names)} features")
+            raise ConfigError(
+                f"data.num_features={self.num_features} but {entry['id']} has {len(names)} features"
+            )
         ctx, h = int(d.context_length), int(task.horizon)
         segs = train_val_test(pd.DatetimeIndex(df["date"]), d.split, ctx, h)
-        labels = threshold_labels(df["high"].to_numpy(), df["close"].to_numpy(), h, float(task.threshold),
-                                  task.label)
+        labels = threshold_labels(
+            df["high"].to_numpy(), df["close"].to_numpy(), h, float(task.threshold), task.label
+        )
         feats = df[names].to_numpy(dtype=np.float64)
         train_rows = feats[segs[0].start : segs[0].stop]
         if d.normalize == "zscore":
@@ -89,9 +92,15 @@ class WindowDataModule(L.LightningDataModule):
         y = torch.from_numpy(np.nan_to_num(labels, nan=0.0)).to(torch.long if multiclass else torch.float32)
         self.datasets = {name: WindowDataset(x, y, a, ctx) for name, a in anchors.items()}
         self.info = self._describe(entry, df, segs, anchors, labels)
-        log.info("data %s v%s: %s", entry["id"], entry["version"],
-                 ", ".join(f"{k} {v['samples']} samples ({v['positive_rate']:.1%} positive)"
-                           for k, v in self.info["splits"].items()))
+        log.info(
+            "data %s v%s: %s",
+            entry["id"],
+            entry["version"],
+            ", ".join(
+                f"{k} {v['samples']} samples ({v['positive_rate']:.1%} positive)"
+                for k, v in self.info["splits"].items()
+            ),
+        )
 
     def _describe(self, entry, df, segs: list[Segment], anchors, labels) -> dict[str, Any]:
         splits = {}
@@ -105,16 +114,24 @@ class WindowDataModule(L.LightningDataModule):
                 "rows": [s.start, s.stop],
             }
         return {
-            "id": entry["id"], "version": entry["version"], "sha256": entry["sha256"], "path": entry["path"],
-            "inputs": entry["inputs"], "tier": entry["tier"], "num_features": len(entry["features"]),
-            "rows": entry["rows"], "splits": splits,
+            "id": entry["id"],
+            "version": entry["version"],
+            "sha256": entry["sha256"],
+            "path": entry["path"],
+            "inputs": entry["inputs"],
+            "tier": entry["tier"],
+            "num_features": len(entry["features"]),
+            "rows": entry["rows"],
+            "splits": splits,
         }
 
     def _loader(self, split: str, train: bool) -> DataLoader:
         ds = self.datasets[split]
         if train:
             g = torch.Generator().manual_seed(self.seed)
-            sampler = BatchSampler(RandomSampler(ds, generator=g), int(self.data_cfg.batch_size), drop_last=False)
+            sampler = BatchSampler(
+                RandomSampler(ds, generator=g), int(self.data_cfg.batch_size), drop_last=False
+            )
         else:
             sampler = BatchSampler(SequentialSampler(ds), int(self.data_cfg.eval_batch_size), drop_last=False)
         return DataLoader(ds, sampler=sampler, batch_size=None, num_workers=int(self.data_cfg.num_workers))

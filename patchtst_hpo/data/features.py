@@ -42,9 +42,9 @@ def _stoch_rsi(close: pd.Series, n: int = 14) -> pd.Series:
 
 def _true_range(df: Frame) -> pd.Series:
     prev = df["close"].shift(1)
-    return pd.concat([df["high"] - df["low"], (df["high"] - prev).abs(), (df["low"] - prev).abs()], axis=1).max(
-        axis=1
-    )
+    return pd.concat(
+        [df["high"] - df["low"], (df["high"] - prev).abs(), (df["low"] - prev).abs()], axis=1
+    ).max(axis=1)
 
 
 def _adx(df: Frame, n: int = 14) -> pd.Series:
@@ -138,7 +138,9 @@ VOLATILITY_FEATURES = ("atr14_rel", "hl_range", "bb_width20", "vix_log", "vix_re
 
 def _blocks(tier: str, with_vix: bool) -> list[Block]:
     if tier not in TIERS:
-        raise ConfigError(f"data.tier={tier!r} is not a feature tier; known tiers: {', '.join(sorted(TIERS))}")
+        raise ConfigError(
+            f"data.tier={tier!r} is not a feature tier; known tiers: {', '.join(sorted(TIERS))}"
+        )
     return TIERS[tier] + ([VIX] if with_vix else [])
 
 

@@ -38,29 +38,38 @@ def read_table(path: Path) -> pd.DataFrame:
             return pd.read_parquet(path)
         return pd.read_csv(path)
     except Exception as e:  # pyarrow / pandas raise many types for corrupt files
-        raise DataError(f"{path}: cannot be read as {'parquet' if path.suffix == '.parquet' else 'CSV'} ({e})") from e
+        raise DataError(
+            f"{path}: cannot be read as {'parquet' if path.suffix == '.parquet' else 'CSV'} ({e})"
+        ) from e
 
 
-def canonicalize(df: pd.DataFrame, source: str, value_columns: list[str] | None = None,
-                 date_column: str = "date") -> pd.DataFrame:
+def canonicalize(
+    df: pd.DataFrame, source: str, value_columns: list[str] | None = None, date_column: str = "date"
+) -> pd.DataFrame:
     """Validate and normalise a raw table; `value_columns=None` means OHLCV."""
     df = df.rename(columns={c: str(c).strip().lower().replace(" ", "_") for c in df.columns})
     date_column = date_column.lower()
     wanted = OHLCV if value_columns is None else [c.lower() for c in value_columns]
     missing = [c for c in [date_column, *wanted] if c not in df.columns]
     if missing:
-        raise DataError(f"{source}: missing column(s) {missing}; columns present: {list(df.columns)}. "
-                        f"Rename them, or pass --date-column / --value-column")
+        raise DataError(
+            f"{source}: missing column(s) {missing}; columns present: {list(df.columns)}. "
+            f"Rename them, or pass --date-column / --value-column"
+        )
     dates = pd.to_datetime(df[date_column], errors="coerce")
     if dates.isna().any():
         bad = df.loc[dates.isna(), date_column].head(3).tolist()
-        raise DataError(f"{source}: column {date_column!r} has {int(dates.isna().sum())} unparseable date(s), "
-                        f"e.g. {bad}; fix them or pass --date-format")
+        raise DataError(
+            f"{source}: column {date_column!r} has {int(dates.isna().sum())} unparseable date(s), "
+            f"e.g. {bad}; fix them or pass --date-format"
+        )
     dates = dates.dt.tz_localize(None) if dates.dt.tz is not None else dates
     dup = dates[dates.duplicated()]
     if len(dup):
-        raise DataError(f"{source}: {len(dup)} duplicate date(s) in {date_column!r}, e.g. "
-                        f"{[d.date().isoformat() for d in dup.head(3)]}; keep one row per date")
+        raise DataError(
+            f"{source}: {len(dup)} duplicate date(s) in {date_column!r}, e.g. "
+            f"{[d.date().isoformat() for d in dup.head(3)]}; keep one row per date"
+        )
     values = df[wanted].apply(pd.to_numeric, errors="coerce").astype("float64")
     out = pd.concat([dates.rename("date"), values], axis=1)
     if not out["date"].is_monotonic_increasing:
@@ -70,14 +79,18 @@ def canonicalize(df: pd.DataFrame, source: str, value_columns: list[str] | None 
     bad = ~np.isfinite(out[wanted].to_numpy())
     if bad.any():
         row, col = np.argwhere(bad)[0]
-        raise DataError(f"{source}: {int(bad.sum())} NaN/inf/non-numeric value(s); first in column "
-                        f"{wanted[col]!r} on {out['date'][row].date()}; fill or drop those rows")
+        raise DataError(
+            f"{source}: {int(bad.sum())} NaN/inf/non-numeric value(s); first in column "
+            f"{wanted[col]!r} on {out['date'][row].date()}; fill or drop those rows"
+        )
     prices = [c for c in wanted if c != "volume"]
     nonpos = out[prices].le(0).to_numpy()
     if nonpos.any():
         row, col = np.argwhere(nonpos)[0]
-        raise DataError(f"{source}: {int(nonpos.sum())} non-positive price(s); first in column "
-                        f"{prices[col]!r} on {out['date'][row].date()}")
+        raise DataError(
+            f"{source}: {int(nonpos.sum())} non-positive price(s); first in column "
+            f"{prices[col]!r} on {out['date'][row].date()}"
+        )
     if "volume" in wanted and (out["volume"] < 0).any():
         raise DataError(f"{source}: negative values in column 'volume'")
     return out
@@ -96,8 +109,14 @@ def to_parquet_bytes(df: pd.DataFrame) -> bytes:
     return buf.getvalue()
 
 
-def ingest(path: Path, name: str, root: Path, value_columns: list[str] | None = None,
-           date_column: str = "date", source: str | None = None) -> tuple[Entry, bool]:
+def ingest(
+    path: Path,
+    name: str,
+    root: Path,
+    value_columns: list[str] | None = None,
+    date_column: str = "date",
+    source: str | None = None,
+) -> tuple[Entry, bool]:
     """Register `path` as dataset `name` under `root/raw`; returns (entry, created).
 
     Identical content is a no-op (returns the existing entry); changed content becomes version N+1.

@@ -7,8 +7,9 @@ import numpy as np
 from patchtst_hpo.errors import ConfigError
 
 
-def threshold_labels(high: np.ndarray, close: np.ndarray, horizon: int, threshold: float,
-                     kind: str = "high") -> np.ndarray:
+def threshold_labels(
+    high: np.ndarray, close: np.ndarray, horizon: int, threshold: float, kind: str = "high"
+) -> np.ndarray:
     """y[t] = max(P[t+1..t+H]) >= close[t] * (1 + X), with P = high (kind="high") or close (kind="close").
 
     Uses rows t..t+H only. The last H rows have no complete future and are NaN (never used as samples).

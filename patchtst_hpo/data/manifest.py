@@ -49,7 +49,9 @@ class Manifest:
             doc = json.loads(self.path.read_text())
             return doc["datasets"]
         except (json.JSONDecodeError, KeyError, TypeError) as e:
-            raise DataError(f"{self.path}: not a valid manifest ({e}); restore it from git or delete it") from e
+            raise DataError(
+                f"{self.path}: not a valid manifest ({e}); restore it from git or delete it"
+            ) from e
 
     def _save(self, datasets: dict[str, list[Entry]]) -> None:
         text = json.dumps({"schema": 1, "datasets": datasets}, indent=2, sort_keys=True) + "\n"
@@ -83,8 +85,10 @@ class Manifest:
         for e in entries:
             if e["version"] == int(version):
                 return e
-        raise DataError(f"dataset {name!r} has no version {version} in {self.path}; versions: "
-                        f"{[e['version'] for e in entries]}")
+        raise DataError(
+            f"dataset {name!r} has no version {version} in {self.path}; versions: "
+            f"{[e['version'] for e in entries]}"
+        )
 
     def file(self, entry: Entry) -> Path:
         return self.root / entry["path"]

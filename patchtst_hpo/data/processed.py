@@ -48,16 +48,19 @@ def make_features(raw: pd.DataFrame, tier: str, vix: pd.DataFrame | None = None)
     feats = features.compute(frame, tier, with_vix=vix is not None)
     complete = np.isfinite(feats.to_numpy()).all(axis=1)
     if not complete.any():
-        raise DataError(f"no row has all {feats.shape[1]} features of tier {tier!r}; the series "
-                        f"({len(frame)} rows) is shorter than the longest indicator window")
+        raise DataError(
+            f"no row has all {feats.shape[1]} features of tier {tier!r}; the series "
+            f"({len(frame)} rows) is shorter than the longest indicator window"
+        )
     first = int(np.argmax(complete))
     out = feats.iloc[first:].ffill()
     out[LABEL_COLUMNS] = frame[LABEL_COLUMNS].iloc[first:].astype("float64")
     return out.reset_index()
 
 
-def build(root: Path, ohlcv: str, tier: str, vix: str | None = None,
-          version: int | str = "latest") -> tuple[Entry, bool]:
+def build(
+    root: Path, ohlcv: str, tier: str, vix: str | None = None, version: int | str = "latest"
+) -> tuple[Entry, bool]:
     """Build (or find) the processed dataset; returns (entry, created)."""
     root = Path(root)
     features.feature_names(tier, with_vix=bool(vix))  # unknown tier -> ConfigError before any work
@@ -67,8 +70,10 @@ def build(root: Path, ohlcv: str, tier: str, vix: str | None = None,
     if vix:
         vix_df, vix_entry = load_raw(root, vix)
         if "vix" not in vix_df.columns:
-            raise DataError(f"dataset {vix!r} has columns {list(vix_df.columns)}, no 'vix'; ingest it with "
-                            f"--value-column vix")
+            raise DataError(
+                f"dataset {vix!r} has columns {list(vix_df.columns)}, no 'vix'; ingest it with "
+                f"--value-column vix"
+            )
         inputs.append({"name": vix, "version": vix_entry["version"], "sha256": vix_entry["sha256"]})
     did = dataset_id(ohlcv, tier, vix)
     manifest = processed_manifest(root)
@@ -105,8 +110,9 @@ def build(root: Path, ohlcv: str, tier: str, vix: str | None = None,
     return entry, True
 
 
-def load(root: Path, ohlcv: str, tier: str, vix: str | None = None,
-         version: int | str = "latest") -> tuple[pd.DataFrame, Entry]:
+def load(
+    root: Path, ohlcv: str, tier: str, vix: str | None = None, version: int | str = "latest"
+) -> tuple[pd.DataFrame, Entry]:
     """The processed dataset for these inputs (built on first use), sha256-checked."""
     entry, _ = build(root, ohlcv, tier, vix, version)
     manifest = processed_manifest(root)
@@ -114,4 +120,6 @@ def load(root: Path, ohlcv: str, tier: str, vix: str | None = None,
     try:
         return pd.read_parquet(path), entry
     except Exception as e:
-        raise DataError(f"{path}: unreadable parquet ({e}); delete it and its manifest entry to rebuild") from e
+        raise DataError(
+            f"{path}: unreadable parquet ({e}); delete it and its manifest entry to rebuild"
+        ) from e

@@ -31,15 +31,19 @@ def _rows_from_cfg(dates: pd.DatetimeIndex, split) -> tuple[int, int]:
     if split.method == "fractions":
         train, val = float(split.train), float(split.val)
         if not (0 < train and 0 < val and train + val < 1):
-            raise ConfigError(f"data.split.train={train}, data.split.val={val}: each must be > 0 and their "
-                              f"sum < 1 (the rest is test)")
+            raise ConfigError(
+                f"data.split.train={train}, data.split.val={val}: each must be > 0 and their "
+                f"sum < 1 (the rest is test)"
+            )
         return int(round(n * train)), int(round(n * (train + val)))
     if split.method == "dates":
         if split.val_start is None or split.test_start is None:
             raise ConfigError("data.split.method=dates needs data.split.val_start and data.split.test_start")
         v, t = pd.Timestamp(split.val_start), pd.Timestamp(split.test_start)
         if not v < t:
-            raise ConfigError(f"data.split.val_start={v.date()} must be before data.split.test_start={t.date()}")
+            raise ConfigError(
+                f"data.split.val_start={v.date()} must be before data.split.test_start={t.date()}"
+            )
         return int(dates.searchsorted(v)), int(dates.searchsorted(t))
     raise ConfigError(f"data.split.method={split.method!r}: use 'fractions' or 'dates'")
 
@@ -61,17 +65,25 @@ def train_val_test(dates: pd.DatetimeIndex, split, context_length: int, horizon:
     return segs
 
 
-def walk_forward(n_rows: int, folds: int, val_rows: int, test_rows: int, min_train_rows: int,
-                 purge: int = 0) -> list[list[Segment]]:
+def walk_forward(
+    n_rows: int, folds: int, val_rows: int, test_rows: int, min_train_rows: int, purge: int = 0
+) -> list[list[Segment]]:
     """Expanding-window folds: fold k trains on everything before its val block; test follows val."""
     last = n_rows - folds * test_rows
     if last - val_rows - purge < min_train_rows:
-        raise DataError(f"walk-forward: {n_rows} rows cannot hold {folds} folds of {test_rows} test rows, "
-                        f"{val_rows} val rows and >= {min_train_rows} train rows")
+        raise DataError(
+            f"walk-forward: {n_rows} rows cannot hold {folds} folds of {test_rows} test rows, "
+            f"{val_rows} val rows and >= {min_train_rows} train rows"
+        )
     out = []
     for k in range(folds):
         test_start = last + k * test_rows
         val_start = test_start - purge - val_rows
-        out.append([Segment("train", 0, val_start - purge), Segment("val", val_start, test_start - purge),
-                    Segment("test", test_start, test_start + test_rows)])
+        out.append(
+            [
+                Segment("train", 0, val_start - purge),
+                Segment("val", val_start, test_start - purge),
+                Segment("test", test_start, test_start + test_rows),
+            ]
+        )
     return out

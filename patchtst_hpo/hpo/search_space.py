@@ -75,8 +75,10 @@ def plan(cli_overrides: Iterable[str], params: Mapping[str, str]) -> SweepPlan:
         if key in grid or key in space or any(f.split("=")[0].lstrip("+~") == key for f in fixed):
             continue  # the command line wins over the configured space
         if not o.is_sweep_override():
-            raise ConfigError(f"search param {key}={o.input_line.split('=', 1)[1]} is not a sweep; "
-                              f"use choice(...), range(...) or interval(...)")
+            raise ConfigError(
+                f"search param {key}={o.input_line.split('=', 1)[1]} is not a sweep; "
+                f"use choice(...), range(...) or interval(...)"
+            )
         space[key] = _distribution(o)
     return SweepPlan(fixed, grid, space)
 
@@ -84,7 +86,9 @@ def plan(cli_overrides: Iterable[str], params: Mapping[str, str]) -> SweepPlan:
 def cells(grid: Mapping[str, list]) -> list[dict]:
     """The Cartesian product of the grid, in command-line order (one dict per study)."""
     keys = list(grid)
-    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*(grid[k] for k in keys))] or [{}]
+    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*(grid[k] for k in keys))] or [
+        {}
+    ]
 
 
 def override(key: str, value) -> str:

@@ -83,9 +83,20 @@ def _reason(ret: JobReturn) -> tuple[optuna.trial.TrialState, float | None, str]
 
 
 class BudgetOptunaSweeperImpl:
-    def __init__(self, study_name: str, storage: str, direction: str, metric: str, n_trials: int, n_jobs: int,
-                 seed: int, max_failure_rate: float, sampler: DictConfig, pruner: DictConfig,
-                 params: DictConfig | None) -> None:
+    def __init__(
+        self,
+        study_name: str,
+        storage: str,
+        direction: str,
+        metric: str,
+        n_trials: int,
+        n_jobs: int,
+        seed: int,
+        max_failure_rate: float,
+        sampler: DictConfig,
+        pruner: DictConfig,
+        params: DictConfig | None,
+    ) -> None:
         self.prefix, self.storage_url = study_name, storage
         self.direction, self.metric = direction, metric
         self.n_trials, self.n_jobs, self.seed = int(n_trials), max(int(n_jobs), 1), int(seed)
@@ -99,7 +110,8 @@ class BudgetOptunaSweeperImpl:
 
         self.hydra_context, self.config = hydra_context, config
         self.launcher = Plugins.instance().instantiate_launcher(
-            hydra_context=hydra_context, task_function=task_function, config=config)
+            hydra_context=hydra_context, task_function=task_function, config=config
+        )
         self.sweep_dir = Path(config.hydra.sweep.dir)
 
     # ---- planning ----
@@ -113,8 +125,11 @@ class BudgetOptunaSweeperImpl:
         return ".".join([self.prefix, str(cfg.budget.name), str(cfg.task.name), *extra])
 
     def _cells(self, plan: search_space.SweepPlan) -> list[Cell]:
-        searched_arch = "arch" not in plan.grid and "arch" not in plan.space and not any(
-            f.split("=")[0] == "arch" for f in plan.fixed)
+        searched_arch = (
+            "arch" not in plan.grid
+            and "arch" not in plan.space
+            and not any(f.split("=")[0] == "arch" for f in plan.fixed)
+        )
         cells = []
         for values in search_space.cells(plan.grid):
             overrides = [*plan.fixed, *(search_space.override(k, v) for k, v in values.items())]
@@ -141,8 +156,9 @@ class BudgetOptunaSweeperImpl:
 
     def _open_study_locked(self, cell: Cell, space: dict) -> optuna.Study:
         storage = open_storage(self.storage_url, locked=True)
-        study = optuna.create_study(study_name=cell.name, storage=storage, direction=self.direction,
-                                    load_if_exists=True)
+        study = optuna.create_study(
+            study_name=cell.name, storage=storage, direction=self.direction, load_if_exists=True
+        )
         n_existing = len(study.get_trials(deepcopy=False))
         study.sampler = self._sampler(cell.name, n_existing)
         attrs = study.user_attrs
@@ -153,16 +169,22 @@ class BudgetOptunaSweeperImpl:
                 f"cannot change a categorical's choices. Use a new hydra.sweeper.study_name or delete the study"
             )
         if attrs.get("direction", self.direction) != self.direction:
-            raise ConfigError(f"study {cell.name!r} optimises {attrs['direction']}, not {self.direction}; "
-                              f"use a new hydra.sweeper.study_name")
+            raise ConfigError(
+                f"study {cell.name!r} optimises {attrs['direction']}, not {self.direction}; "
+                f"use a new hydra.sweeper.study_name"
+            )
         if "arch_candidates" not in attrs:
             d = cell.cfg.data
             info = {
                 "grid": {k: str(v) for k, v in cell.values.items()},
-                "budget": str(cell.cfg.budget.name), "task": str(cell.cfg.task.name),
-                "data_id": dataset_id(d.ohlcv, d.tier, d.vix), "data_version": str(d.version),
-                "arch_candidates": cell.arch_names, "arch_params": cell.params_by_arch,
-                "metric": self.metric, "direction": self.direction,
+                "budget": str(cell.cfg.budget.name),
+                "task": str(cell.cfg.task.name),
+                "data_id": dataset_id(d.ohlcv, d.tier, d.vix),
+                "data_version": str(d.version),
+                "arch_candidates": cell.arch_names,
+                "arch_params": cell.params_by_arch,
+                "metric": self.metric,
+                "direction": self.direction,
                 "pruner": OmegaConf.to_container(self.pruner_cfg, resolve=True),
                 "search_space": {k: repr(v) for k, v in space.items()},
                 "fixed_overrides": cell.overrides,
@@ -171,7 +193,9 @@ class BudgetOptunaSweeperImpl:
                 study.set_user_attr(k, v)
             if n_existing == 0:
                 for name in cell.extremes:  # the shape extremes first, so every study sees them
-                    study.enqueue_trial({"arch": name}, user_attrs={"enqueued": "extreme"}, skip_if_exists=True)
+                    study.enqueue_trial(
+                        {"arch": name}, user_attrs={"enqueued": "extreme"}, skip_if_exists=True
+                    )
         return study
 
     def _fail_stale(self, study: optuna.Study) -> None:
@@ -180,10 +204,15 @@ class BudgetOptunaSweeperImpl:
             host, pid = t.user_attrs.get("sweeper_host"), t.user_attrs.get("sweeper_pid")
             if host == HOST and pid is not None and not _pid_alive(int(pid)):
                 optuna.trial.Trial(study, t._trial_id).set_user_attr(
-                    "fail_reason", f"stale: sweeper process {pid} on {host} died")
+                    "fail_reason", f"stale: sweeper process {pid} on {host} died"
+                )
                 study.tell(t.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
-                log.warning("%s: trial %d was left RUNNING by dead sweeper %s; marked FAIL", study.study_name,
-                            t.number, pid)
+                log.warning(
+                    "%s: trial %d was left RUNNING by dead sweeper %s; marked FAIL",
+                    study.study_name,
+                    t.number,
+                    pid,
+                )
 
     # ---- the loop ----
 
@@ -222,11 +251,17 @@ class BudgetOptunaSweeperImpl:
             if failed > self.max_failure_rate * self.n_trials:
                 raise SweepAborted(
                     f"study {cell.name}: {failed} failed trials exceed max_failure_rate={self.max_failure_rate} "
-                    f"x n_trials={self.n_trials}; last reason: {recent[-1] if recent else 'see fail_reason attrs'}")
+                    f"x n_trials={self.n_trials}; last reason: {recent[-1] if recent else 'see fail_reason attrs'}"
+                )
             batch = [study.ask() for _ in range(min(self.n_jobs, self.n_trials - finished))]
             overrides = [self._trial_overrides(cell, t, space) for t in batch]
-            log.info("%s: launching trials %s (%d/%d finished)", cell.name, [t.number for t in batch], finished,
-                     self.n_trials)
+            log.info(
+                "%s: launching trials %s (%d/%d finished)",
+                cell.name,
+                [t.number for t in batch],
+                finished,
+                self.n_trials,
+            )
             returns = self.launcher.launch(overrides, initial_job_idx=self.job_idx)
             self.job_idx += len(batch)
             for trial, ret in zip(batch, returns, strict=True):
@@ -235,21 +270,33 @@ class BudgetOptunaSweeperImpl:
                     failed_now = state == optuna.trial.TrialState.FAIL
                     trial.set_user_attr("fail_reason" if failed_now else "prune_reason", reason)
                 study.tell(trial, value if state == optuna.trial.TrialState.COMPLETE else None, state=state)
-                log.info("%s trial %d: %s%s", cell.name, trial.number, state.name,
-                         f" {value:.5f}" if value is not None else f" ({reason})")
+                log.info(
+                    "%s trial %d: %s%s",
+                    cell.name,
+                    trial.number,
+                    state.name,
+                    f" {value:.5f}" if value is not None else f" ({reason})",
+                )
                 recent.append(reason if state == optuna.trial.TrialState.FAIL else "")
             window = max(2, self.n_jobs)
             last = recent[-window:]
             if len(last) == window and last[0] and all(r == last[0] for r in last):
-                raise SweepAborted(f"study {cell.name}: the last {window} trials all failed the same way, so the "
-                                   f"rest would too: {last[0]}")
+                raise SweepAborted(
+                    f"study {cell.name}: the last {window} trials all failed the same way, so the "
+                    f"rest would too: {last[0]}"
+                )
         return study
 
     def sweep(self, arguments: list[str]) -> list[dict]:
         plan = search_space.plan(arguments, self.params)
         cells = self._cells(plan)
-        log.info("budget_optuna: %d studies x %d finished trials, storage %s, sweep dir %s", len(cells),
-                 self.n_trials, self.storage_url, self.sweep_dir)
+        log.info(
+            "budget_optuna: %d studies x %d finished trials, storage %s, sweep dir %s",
+            len(cells),
+            self.n_trials,
+            self.storage_url,
+            self.sweep_dir,
+        )
         if self.storage_url.startswith("sqlite:///"):
             Path(self.storage_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         rows = []
@@ -267,20 +314,43 @@ class BudgetOptunaSweeperImpl:
     def _summarise(self, cell: Cell, study: optuna.Study) -> dict:
         trials = study.get_trials(deepcopy=False)
         count = {s.name: sum(t.state == s for t in trials) for s in optuna.trial.TrialState}
-        row: dict[str, Any] = {"study": cell.name, **{k: str(v) for k, v in cell.values.items()},
-                               "complete": count["COMPLETE"], "pruned": count["PRUNED"], "failed": count["FAIL"]}
+        row: dict[str, Any] = {
+            "study": cell.name,
+            **{k: str(v) for k, v in cell.values.items()},
+            "complete": count["COMPLETE"],
+            "pruned": count["PRUNED"],
+            "failed": count["FAIL"],
+        }
         done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
-        result: dict[str, Any] = {"study": cell.name, "storage": self.storage_url, "metric": self.metric,
-                                  "direction": self.direction, "trials": count}
+        result: dict[str, Any] = {
+            "study": cell.name,
+            "storage": self.storage_url,
+            "metric": self.metric,
+            "direction": self.direction,
+            "trials": count,
+        }
         if done:
             best = study.best_trial
             arch = best.params.get("arch", cell.cfg.arch.name)
-            result.update({"best_value": best.value, "best_trial": best.number, "best_params": best.params,
-                           "arch": arch, "params": best.user_attrs.get("params"),
-                           "run_dir": best.user_attrs.get("run_dir")})
-            row.update({"best_value": round(best.value, 5), "best_arch": arch,
-                        "params": best.user_attrs.get("params"), "best_trial": best.number,
-                        "run_dir": best.user_attrs.get("run_dir")})
+            result.update(
+                {
+                    "best_value": best.value,
+                    "best_trial": best.number,
+                    "best_params": best.params,
+                    "arch": arch,
+                    "params": best.user_attrs.get("params"),
+                    "run_dir": best.user_attrs.get("run_dir"),
+                }
+            )
+            row.update(
+                {
+                    "best_value": round(best.value, 5),
+                    "best_arch": arch,
+                    "params": best.user_attrs.get("params"),
+                    "best_trial": best.number,
+                    "run_dir": best.user_attrs.get("run_dir"),
+                }
+            )
         out = self.sweep_dir / cell.name / "optimization_results.yaml"
         write_text(out, OmegaConf.to_yaml(OmegaConf.create(result)))
         return row

@@ -104,9 +104,7 @@ def candidates(space: DictConfig | dict, budget: DictConfig | dict, dims: Dims) 
     target, tol = int(budget["target"]), float(budget["tolerance"])
     archs = generate(space)
     found = [
-        Candidate(a, n, target)
-        for a in archs
-        if abs((n := count_params(a, dims)) / target - 1.0) <= tol
+        Candidate(a, n, target) for a in archs if abs((n := count_params(a, dims)) / target - 1.0) <= tol
     ]
     if not found:
         near = ", ".join(f"{c.arch.name} ({c.params:,})" for c in nearest(archs, dims, target))
@@ -123,8 +121,12 @@ def extremes(cands: Sequence[Candidate]) -> list[Candidate]:
     Enqueued first in every study so the search sees the shape extremes of its budget.
     """
     out: list[Candidate] = []
-    for key, pick in ((lambda c: c.arch.d_model, min), (lambda c: c.arch.d_model, max),
-                      (lambda c: c.arch.n_layers, min), (lambda c: c.arch.n_layers, max)):
+    for key, pick in (
+        (lambda c: c.arch.d_model, min),
+        (lambda c: c.arch.d_model, max),
+        (lambda c: c.arch.n_layers, min),
+        (lambda c: c.arch.n_layers, max),
+    ):
         edge = pick(key(c) for c in cands)
         best = min((c for c in cands if key(c) == edge), key=lambda c: (abs(c.deviation), c.arch))
         if best not in out:

@@ -15,8 +15,9 @@ from patchtst_hpo import metrics
 from patchtst_hpo.models.patchtst import EncoderLayer, PatchTST, PatchTSTConfig
 
 
-def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup_fraction: float,
-                  min_lr_ratio: float) -> LambdaLR:
+def warmup_cosine(
+    optimizer: torch.optim.Optimizer, total_steps: int, warmup_fraction: float, min_lr_ratio: float
+) -> LambdaLR:
     """Linear warmup over `warmup_fraction` of the steps, then cosine decay to `min_lr_ratio` of the lr."""
     warmup = max(int(total_steps * warmup_fraction), 0)
 
@@ -43,11 +44,19 @@ class LitPatchTST(L.LightningModule):
     The decision threshold for accuracy/precision/recall/F1 is chosen on val and reused on test.
     """
 
-    def __init__(self, model: PatchTSTConfig, optimizer: Callable, scheduler: Callable | None,
-                 loss: str = "bce", pos_weight: float | None = None, focal_gamma: float = 2.0):
+    def __init__(
+        self,
+        model: PatchTSTConfig,
+        optimizer: Callable,
+        scheduler: Callable | None,
+        loss: str = "bce",
+        pos_weight: float | None = None,
+        focal_gamma: float = 2.0,
+    ):
         super().__init__()
-        self.save_hyperparameters({"model": asdict(model), "loss": loss, "pos_weight": pos_weight,
-                                   "focal_gamma": focal_gamma})
+        self.save_hyperparameters(
+            {"model": asdict(model), "loss": loss, "pos_weight": pos_weight, "focal_gamma": focal_gamma}
+        )
         self.model = PatchTST(model)
         self.optimizer_fn, self.scheduler_fn = optimizer, scheduler
         self.loss_name, self.pos_weight, self.focal_gamma = loss, pos_weight, focal_gamma
@@ -76,11 +85,25 @@ class LitPatchTST(L.LightningModule):
             return torch.softmax(logits.float(), -1)[:, 1]
         return torch.sigmoid(logits.squeeze(-1).float())
 
+    def transfer_batch_to_device(self, batch, device, dataloader_idx):
+        """Our batches are an (x, y) pair: move it directly instead of walking a generic collection."""
+        x, y = batch
+        return x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+
     def training_step(self, batch, batch_idx):
         x, y = batch
         loss = self._loss(self(x), y)
-        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
+        # Summed here and logged once per epoch: a per-step self.log costs more than a tiny model's step.
+        self._train_loss = self._train_loss + loss.detach() * len(y)
+        self._train_seen += len(y)
         return loss
+
+    def on_train_epoch_start(self) -> None:
+        self._train_loss, self._train_seen = torch.zeros((), device=self.device), 0
+
+    def on_train_epoch_end(self) -> None:
+        if self._train_seen:
+            self.log("train/loss", self._train_loss / self._train_seen, prog_bar=True)
 
     def _eval_step(self, split: str, batch) -> None:
         x, y = batch
@@ -116,6 +139,15 @@ class LitPatchTST(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         self._eval_epoch_end("test")
 
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
+        """Norm clipping of fp32 gradients (trainer.gradient_clip_val).
+
+        Done here because Lightning's mixed-precision plugin refuses any clipping with a fused AdamW, although
+        under bf16 autocast the gradients are never scaled (fp16 with a fused AdamW is refused in validate()).
+        """
+        if gradient_clip_val:
+            torch.nn.utils.clip_grad_norm_(self.parameters(), float(gradient_clip_val))
+
     def configure_optimizers(self):
         decay = [p for n, p in self.named_parameters() if p.dim() >= 2 and "pos_embed" not in n]
         no_decay = [p for n, p in self.named_parameters() if p.dim() < 2 or "pos_embed" in n]
@@ -125,4 +157,3 @@ class LitPatchTST(L.LightningModule):
         total = int(self.trainer.estimated_stepping_batches)
         sched = self.scheduler_fn(opt, total_steps=total)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
-

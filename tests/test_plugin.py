@@ -1,0 +1,51 @@
+"""Hydra finds the sweeper by scanning the `hydra_plugins` namespace package: from the repo and installed."""
+
+import subprocess
+import sys
+
+from patchtst_hpo.config import REPO_DIR
+from tests.conftest import run_cli
+
+DISCOVER = (
+    "from hydra.core.plugins import Plugins; from hydra.plugins.sweeper import Sweeper; "
+    "import hydra_plugins.patchtst_hpo_sweeper.budget_optuna as m; "
+    "names = [c.__module__ + '.' + c.__name__ for c in Plugins.instance().discover(Sweeper)]; "
+    "print(m.__file__); print(names)"
+)
+NAME = "hydra_plugins.patchtst_hpo_sweeper.budget_optuna.BudgetOptunaSweeper"
+
+
+def test_no_init_in_namespace_package():
+    assert not (REPO_DIR / "hydra_plugins" / "__init__.py").exists()
+
+
+def test_discovered_from_the_repo():
+    r = run_cli(["-c", DISCOVER])
+    assert r.returncode == 0, r.stderr
+    assert NAME in r.stdout and str(REPO_DIR / "hydra_plugins") in r.stdout
+
+
+def test_discovered_from_an_installed_wheel(tmp_path):
+    target = tmp_path / "site"
+    build = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(REPO_DIR),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert build.returncode == 0, build.stderr[-2000:]
+    assert (target / "hydra_plugins" / "patchtst_hpo_sweeper" / "budget_optuna.py").exists()
+    assert not (target / "hydra_plugins" / "__init__.py").exists()
+    r = run_cli(["-c", DISCOVER], cwd=tmp_path, env={"PYTHONPATH": str(target)})
+    assert r.returncode == 0, r.stderr
+    assert NAME in r.stdout and str(target) in r.stdout.splitlines()[0]
