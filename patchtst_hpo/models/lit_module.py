@@ -94,16 +94,16 @@ class LitPatchTST(L.LightningModule):
         x, y = batch
         loss = self._loss(self(x), y)
         # Summed here and logged once per epoch: a per-step self.log costs more than a tiny model's step.
-        self._train_loss = self._train_loss + loss.detach() * len(y)
-        self._train_seen += len(y)
+        self._train_sum[0].add_(loss.detach() * len(y))  # in place: no Module.__setattr__ per step
+        self._train_sum[1] += len(y)
         return loss
 
     def on_train_epoch_start(self) -> None:
-        self._train_loss, self._train_seen = torch.zeros((), device=self.device), 0
+        self._train_sum = [torch.zeros((), device=self.device), 0]
 
     def on_train_epoch_end(self) -> None:
-        if self._train_seen:
-            self.log("train/loss", self._train_loss / self._train_seen, prog_bar=True)
+        if self._train_sum[1]:
+            self.log("train/loss", self._train_sum[0] / self._train_sum[1], prog_bar=True)
 
     def _eval_step(self, split: str, batch) -> None:
         x, y = batch
@@ -146,7 +146,10 @@ class LitPatchTST(L.LightningModule):
         under bf16 autocast the gradients are never scaled (fp16 with a fused AdamW is refused in validate()).
         """
         if gradient_clip_val:
-            torch.nn.utils.clip_grad_norm_(self.parameters(), float(gradient_clip_val))
+            torch.nn.utils.clip_grad_norm_(self._params, float(gradient_clip_val))
+
+    def on_fit_start(self) -> None:
+        self._params = [p for p in self.parameters() if p.requires_grad]  # walked once, not every step
 
     def configure_optimizers(self):
         decay = [p for n, p in self.named_parameters() if p.dim() >= 2 and "pos_embed" not in n]
