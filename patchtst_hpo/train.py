@@ -10,6 +10,7 @@ import logging
 import math
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,9 @@ from patchtst_hpo.models.lit_module import LitPatchTST
 from patchtst_hpo.models.patchtst import PatchTSTConfig
 
 log = logging.getLogger(__name__)
+# Library noise that says nothing about the run (our LightningModule moves its own batches on purpose).
+warnings.filterwarnings("ignore", message="You have overridden `transfer_batch_to_device`")
+warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\)")
 
 
 def validate(cfg: DictConfig) -> None:

@@ -241,7 +241,9 @@ class BudgetOptunaSweeperImpl:
     def _run_study(self, cell: Cell, space: dict) -> optuna.Study:
         study = self._open_study(cell, space)
         self._fail_stale(study)
-        recent: list[str] = []  # failure reasons of this run's trials, newest last ("" = success)
+        # Exceptions of this run's trials, newest last ("" = no exception). Only raised errors count towards
+        # "failed the same way": a NaN objective belongs to its hyperparameters, not to the set-up.
+        recent: list[str] = []
         while True:
             trials = study.get_trials(deepcopy=False)
             finished = sum(t.state in FINISHED for t in trials)
@@ -251,7 +253,7 @@ class BudgetOptunaSweeperImpl:
             if failed > self.max_failure_rate * self.n_trials:
                 raise SweepAborted(
                     f"study {cell.name}: {failed} failed trials exceed max_failure_rate={self.max_failure_rate} "
-                    f"x n_trials={self.n_trials}; last reason: {recent[-1] if recent else 'see fail_reason attrs'}"
+                    f"x n_trials={self.n_trials}; see the trials' fail_reason attributes"
                 )
             batch = [study.ask() for _ in range(min(self.n_jobs, self.n_trials - finished))]
             overrides = [self._trial_overrides(cell, t, space) for t in batch]
@@ -277,7 +279,8 @@ class BudgetOptunaSweeperImpl:
                     state.name,
                     f" {value:.5f}" if value is not None else f" ({reason})",
                 )
-                recent.append(reason if state == optuna.trial.TrialState.FAIL else "")
+                raised = ret.status != JobStatus.COMPLETED and state == optuna.trial.TrialState.FAIL
+                recent.append(reason if raised else "")
             window = max(2, self.n_jobs)
             last = recent[-window:]
             if len(last) == window and last[0] and all(r == last[0] for r in last):
