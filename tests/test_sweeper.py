@@ -91,7 +91,7 @@ def test_raise_and_nan_become_fail_and_sweep_completes(tmp_path, data_dir):
             "search=none",
             "optimizer.lr=choice(-1.0,1e30,0.0003)",
             "hydra.sweeper.n_trials=2",
-            "hydra.sweeper.max_failure_rate=1.0",
+            "hydra.sweeper.max_failure_rate=2.0",
         )
     )
     check(r)
