@@ -58,12 +58,13 @@ def run(overrides: list[str], seeds: list[int], epochs: int, out_dir: Path, extr
     cmd = command(overrides, seeds, epochs, out_dir, extra)
     if todo:
         log.info("confirming %s with seeds %s (%d epochs on train+val)", out_dir.name, todo, epochs)
-        r = subprocess.run(
-            command(overrides, todo, epochs, out_dir, extra), cwd=REPO_DIR, capture_output=True, text=True
-        )
+        # The runs' own logs stream through (epochs as they finish) and stay in <seed dir>/train.log.
+        r = subprocess.run(command(overrides, todo, epochs, out_dir, extra), cwd=REPO_DIR)
         if r.returncode != 0:
-            tail = (r.stdout + r.stderr)[-1500:]
-            raise PatchTSTHPOError(f"confirmation run in {out_dir} failed (exit {r.returncode}):\n{tail}")
+            raise PatchTSTHPOError(
+                f"confirmation run in {out_dir} failed (exit {r.returncode}); its log is in "
+                f"{out_dir}/seed<S>/train.log. Fix the cause and re-run the report: finished seeds are kept"
+            )
     return "python " + " ".join(shlex.quote(c) for c in cmd[1:])
 
 
