@@ -27,6 +27,7 @@ from patchtst_hpo import config as project_config
 from patchtst_hpo import metrics
 from patchtst_hpo.analysis import aggregate, baselines, confirm, plots, scaling
 from patchtst_hpo.atomic import atomic_write_bytes, write_json, write_text
+from patchtst_hpo.data import features
 from patchtst_hpo.data.datamodule import WindowDataModule
 from patchtst_hpo.errors import ConfigError, PatchTSTHPOError
 from patchtst_hpo.hpo.trial_context import open_storage
@@ -204,12 +205,11 @@ def report(cfg: DictConfig, out: Path) -> dict:
 
 
 def _baselines(fixed_overrides: list[str], cfg: DictConfig) -> dict:
-    overrides = [o for o in fixed_overrides if not o.lstrip("+~").startswith(("hydra.", "hydra/"))]
+    """Baselines on the data, task and split of a study, fit on train+val like the confirmation runs."""
+    overrides = confirm.trial_overrides(fixed_overrides, {})
     tcfg = project_config.compose("train", [*overrides, "data.fit_on=train_val", "paths.output_dir=."])
     dm = WindowDataModule(tcfg.data, tcfg.task, int(tcfg.seed))
     dm.setup()
-    from patchtst_hpo.data import features
-
     names = features.feature_names(tcfg.data.tier, with_vix=bool(tcfg.data.vix))
     return baselines.evaluate(dm, names, int(cfg.n_boot), int(cfg.seed))
 

@@ -64,7 +64,9 @@ def scaling_figure(
             ax.plot(xs, ys, color="C2", lw=1.5, label=f"fit E + A N^-alpha, alpha={f.alpha:.2f}")
         ax.set_xscale("log")
         ax.set_xlim(w["params"].min() / 3, w["params"].max() * 4)  # room for the labels beside the points
-        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # minor labels overlap on short ranges
+        ax.xaxis.set_minor_formatter(
+            matplotlib.ticker.NullFormatter()
+        )  # minor labels overlap on short ranges
         ax.set_xlabel("exact parameter count N (log scale)")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3, which="both")
