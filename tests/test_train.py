@@ -3,7 +3,8 @@ import json
 import pytest
 import yaml
 
-from patchtst_hpo.train import train
+from patchtst_hpo.errors import ConfigError
+from patchtst_hpo.train import TRAIN_BYTES_PER_PARAM, available_bytes, train, validate
 from tests.conftest import run_cli
 
 FAST = [
@@ -116,3 +117,13 @@ def test_shuffled_labels_give_chance_auc(cfg_factory, data_dir, tmp_path):
     )
     res = train(cfg)
     assert abs(res["val"]["auc"] - 0.5) <= 0.05, res["val"]
+
+
+def test_model_too_large_for_memory_is_refused_before_allocating(cfg_factory):
+    cfg = cfg_factory("budget=2B")  # d2048_l32_h32_f8192: 1,612,027,905 parameters
+    need, have = 1_612_027_905 * TRAIN_BYTES_PER_PARAM, available_bytes("cpu")
+    if have is None or have >= need:
+        pytest.skip(f"this machine could hold the 2B training state ({have} bytes free)")
+    with pytest.raises(ConfigError, match=r"needs about 24.0 GiB.*trainer=fsdp"):
+        validate(cfg)
+    validate(cfg_factory("budget=tiny"))  # small models pass
