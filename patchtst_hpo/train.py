@@ -191,15 +191,18 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "seed": int(cfg.seed),
         "data": dm.info,
         "epochs": int(trainer.current_epoch),
+        "steps": int(trainer.global_step),
+        "world_size": int(trainer.world_size),
         "best_epoch": _best_epoch(ckpt),
         "best_checkpoint": ckpt,
         "wall_seconds": round(time.perf_counter() - t0, 2),
         "fit_seconds": round(fit_seconds, 2),
         "output_dir": str(out_dir),
     }
-    write_json(out_dir / "metrics.json", result)
-    for split_name, (y, p) in lit.predictions.items():
-        np.savez_compressed(out_dir / f"predictions_{split_name}.npz", y=y, p=p)
+    if trainer.is_global_zero:  # under DDP every rank evaluates the same full val/test sets
+        write_json(out_dir / "metrics.json", result)
+        for split_name, (y, p) in lit.predictions.items():
+            np.savez_compressed(out_dir / f"predictions_{split_name}.npz", y=y, p=p)
     log.info(
         "%s = %.4f | val auc %.4f | test auc %.4f | %d params | %d epochs | %.1fs",
         cfg.objective.metric,

@@ -127,3 +127,26 @@ def test_model_too_large_for_memory_is_refused_before_allocating(cfg_factory):
     with pytest.raises(ConfigError, match=r"needs about 24.0 GiB.*trainer=fsdp"):
         validate(cfg)
     validate(cfg_factory("budget=tiny"))  # small models pass
+
+
+def test_ddp_on_cpu_shards_the_training_windows(tmp_path, data_dir):
+    run = tmp_path / "ddp"
+    r = run_cli(
+        [
+            "-m",
+            "patchtst_hpo.train",
+            "budget=tiny",
+            "trainer=ddp",
+            "trainer.accelerator=cpu",
+            "trainer.devices=2",
+            "trainer.precision=32-true",
+            "trainer.max_epochs=1",
+            "callbacks.progress.refresh_rate=0",
+            f"paths.data_dir={data_dir}",
+            f"hydra.run.dir={run}",
+        ]
+    )
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    m = json.loads((run / "metrics.json").read_text())
+    per_rank = -(-m["data"]["splits"]["train"]["samples"] // 2)  # DistributedSampler pads to equal shards
+    assert m["world_size"] == 2 and m["steps"] == -(-per_rank // 128)

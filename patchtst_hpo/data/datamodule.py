@@ -15,7 +15,14 @@ import numpy as np
 import pandas as pd
 import torch
 from omegaconf import DictConfig
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
+from torch.utils.data import (
+    BatchSampler,
+    DataLoader,
+    Dataset,
+    DistributedSampler,
+    RandomSampler,
+    SequentialSampler,
+)
 
 from patchtst_hpo.data import processed
 from patchtst_hpo.data.labels import threshold_labels
@@ -40,6 +47,14 @@ class WindowDataset(Dataset):
     def __getitem__(self, idx) -> tuple[torch.Tensor, torch.Tensor]:
         t = self.anchors[idx]
         return self.x[t.unsqueeze(-1) + self.offsets], self.y[t]
+
+
+class EpochBatchSampler(BatchSampler):
+    """A BatchSampler that passes `set_epoch` on, so Lightning reshuffles a DistributedSampler inside it."""
+
+    def set_epoch(self, epoch: int) -> None:
+        if hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(epoch)
 
 
 class WindowDataModule(L.LightningDataModule):
@@ -128,10 +143,13 @@ class WindowDataModule(L.LightningDataModule):
     def _loader(self, split: str, train: bool) -> DataLoader:
         ds = self.datasets[split]
         if train:
-            g = torch.Generator().manual_seed(self.seed)
-            sampler = BatchSampler(
-                RandomSampler(ds, generator=g), int(self.data_cfg.batch_size), drop_last=False
-            )
+            if (
+                torch.distributed.is_available() and torch.distributed.is_initialized()
+            ):  # DDP: a shard per rank
+                inner = DistributedSampler(ds, shuffle=True, seed=self.seed)
+            else:
+                inner = RandomSampler(ds, generator=torch.Generator().manual_seed(self.seed))
+            sampler = EpochBatchSampler(inner, int(self.data_cfg.batch_size), drop_last=False)
         else:
             sampler = BatchSampler(SequentialSampler(ds), int(self.data_cfg.eval_batch_size), drop_last=False)
         return DataLoader(ds, sampler=sampler, batch_size=None, num_workers=int(self.data_cfg.num_workers))
