@@ -102,12 +102,17 @@ def test_raise_and_nan_become_fail_and_sweep_completes(tmp_path, data_dir):
     assert ts[1].user_attrs["fail_reason"] == ts[2].user_attrs["fail_reason"] == "objective is nan"
 
 
-def test_always_prune_pruner_yields_pruned(tmp_path, data_dir):
+JOBLIB = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "hydra.sweeper.n_jobs=2"]
+
+
+@pytest.mark.parametrize("launcher", [[], JOBLIB], ids=["basic", "joblib"])
+def test_always_prune_pruner_yields_pruned(tmp_path, data_dir, launcher):
     r = run_cli(
         sweep_args(
             tmp_path,
             data_dir,
             "budget=tiny",
+            *launcher,
             "hydra/sweeper/pruner=threshold",
             "hydra.sweeper.pruner.lower=1.1",
             "hydra.sweeper.n_trials=2",
@@ -115,29 +120,12 @@ def test_always_prune_pruner_yields_pruned(tmp_path, data_dir):
     )
     check(r)
     ts = trials(tmp_path, "s.tiny.h1_1pct")
+    # reported by the job (in-process, or a joblib worker process) through the storage, pruned there,
+    # and told as PRUNED by the sweeper
     assert [t.state for t in ts] == [State.PRUNED, State.PRUNED]
-    assert all(0 in t.intermediate_values for t in ts)  # reported by the job through the storage
-
-
-def test_joblib_launcher_runs_batches_in_processes_with_pruning(tmp_path, data_dir):
-    r = run_cli(
-        sweep_args(
-            tmp_path,
-            data_dir,
-            "budget=tiny",
-            "hydra/launcher=joblib",
-            "hydra.launcher.n_jobs=2",
-            "hydra.sweeper.n_jobs=2",
-            "hydra.sweeper.n_trials=2",
-            "hydra/sweeper/pruner=threshold",
-            "hydra.sweeper.pruner.lower=1.1",
-        )
-    )
-    check(r)
-    ts = trials(tmp_path, "s.tiny.h1_1pct")
-    # reported from worker processes through the storage, pruned there, told as PRUNED by the sweeper
-    assert [t.state for t in ts] == [State.PRUNED, State.PRUNED]
-    assert "Joblib.Parallel(n_jobs=2" in r.stdout + r.stderr
+    assert all(0 in t.intermediate_values for t in ts)
+    if launcher:
+        assert "Joblib.Parallel(n_jobs=2" in r.stdout + r.stderr
 
 
 def test_missing_data_file_aborts_first_batch(tmp_path, data_dir):
