@@ -35,7 +35,15 @@ from omegaconf import DictConfig, OmegaConf
 from patchtst_hpo.atomic import write_json, write_text
 from patchtst_hpo.config import REPO_DIR, compose
 from patchtst_hpo.data.datamodule import WindowDataModule
-from patchtst_hpo.models.arch_grid import Arch, Dims, budget_candidates, count_params, dims_from_cfg
+from patchtst_hpo.models import arch_grid
+from patchtst_hpo.models.arch_grid import (
+    Arch,
+    Dims,
+    arch_from_cfg,
+    budget_candidates,
+    count_params,
+    dims_from_cfg,
+)
 from patchtst_hpo.models.lit_module import LitPatchTST, warmup_cosine
 from patchtst_hpo.models.patchtst import PatchTST
 from patchtst_hpo.train import model_config
@@ -143,10 +151,7 @@ def training_section(bcfg: DictConfig, peak: float, data_dir: str) -> list[dict]
         )
         dm = WindowDataModule(cfg.data, cfg.task, 0)
         dm.setup()
-        arch, dims = (
-            Arch(cfg.arch.d_model, cfg.arch.n_layers, cfg.arch.n_heads, cfg.arch.d_ff),
-            dims_from_cfg(cfg),
-        )
+        arch, dims = arch_from_cfg(cfg), dims_from_cfg(cfg)
         plains, lights = [], []
         for _ in range(bcfg.repeats):  # interleaved, so drift in machine speed hits both alike
             loader = itertools.islice(dm.train_dataloader(), bcfg.warmup + bcfg.steps)
@@ -212,7 +217,7 @@ def hf_section(bcfg: DictConfig, data_dir: str) -> dict:
         )
         return PatchTSTForClassification(c)
 
-    target = count_params(Arch(ours.d_model, ours.n_layers, ours.n_heads, ours.d_ff), dims)
+    target = count_params(arch_from_cfg(cfg), dims)
     best = min(
         range(1, 4 * ours.n_layers + 1),
         key=lambda n: abs(sum(p.numel() for p in hf_model(n).parameters()) - target),
@@ -354,7 +359,7 @@ def param_accounting_section(bcfg: DictConfig) -> dict:
     cands = budget_candidates(cfg)
     for c in cands:
         with torch.device("meta"):
-            model = PatchTST(_meta_cfg(c.arch, dims))
+            model = PatchTST(arch_grid.model_config(c.arch, dims))
         assert sum(p.numel() for p in model.parameters()) == c.params
     seconds = time.perf_counter() - t
     _, peak = tracemalloc.get_traced_memory()
@@ -368,22 +373,13 @@ def param_accounting_section(bcfg: DictConfig) -> dict:
     }
 
 
-def _meta_cfg(arch: Arch, dims: Dims):
-    from patchtst_hpo.models.patchtst import PatchTSTConfig
-
-    return PatchTSTConfig(
-        **vars(dims), d_model=arch.d_model, n_layers=arch.n_layers, n_heads=arch.n_heads, d_ff=arch.d_ff
-    )
-
-
 def gpu_section(bcfg: DictConfig, data_dir: str) -> dict:
     if not torch.cuda.is_available():
         return {"skipped": "no CUDA device on this machine"}
     out = {"device": torch.cuda.get_device_name(0), "rows": []}
     for budget in bcfg.gpu_budgets:
         cfg = compose("train", [f"budget={budget}", f"paths.data_dir={data_dir}"])
-        dims, a = dims_from_cfg(cfg), cfg.arch
-        arch = Arch(a.d_model, a.n_layers, a.n_heads, a.d_ff)
+        arch, dims = arch_from_cfg(cfg), dims_from_cfg(cfg)
         for compiled in (False, True) if bcfg.gpu_compile else (False,):
             torch.manual_seed(0)
             model = PatchTST(model_config(cfg)).cuda()

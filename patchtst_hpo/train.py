@@ -29,6 +29,7 @@ from patchtst_hpo.atomic import write_json
 from patchtst_hpo.data.datamodule import WindowDataModule
 from patchtst_hpo.errors import ConfigError, PatchTSTHPOError
 from patchtst_hpo.metrics import DIRECTIONS
+from patchtst_hpo.models import arch_grid
 from patchtst_hpo.models.arch_grid import arch_from_cfg, budget_candidates, count_params, dims_from_cfg
 from patchtst_hpo.models.lit_module import LitPatchTST
 from patchtst_hpo.models.patchtst import PatchTSTConfig
@@ -120,13 +121,10 @@ def check_memory(cfg: DictConfig, params: int) -> None:
 
 
 def model_config(cfg: DictConfig) -> PatchTSTConfig:
-    arch, dims, m = arch_from_cfg(cfg), dims_from_cfg(cfg), cfg.model
-    return PatchTSTConfig(
-        **vars(dims),
-        d_model=arch.d_model,
-        n_layers=arch.n_layers,
-        n_heads=arch.n_heads,
-        d_ff=arch.d_ff,
+    m = cfg.model
+    return arch_grid.model_config(
+        arch_from_cfg(cfg),
+        dims_from_cfg(cfg),
         dropout=float(m.dropout),
         attn_dropout=float(m.attn_dropout),
         head_dropout=float(m.head_dropout),

@@ -12,8 +12,9 @@ from patchtst_hpo.models.arch_grid import (
     dims_from_cfg,
     extremes,
     generate,
+    model_config,
 )
-from patchtst_hpo.models.patchtst import PatchTST, PatchTSTConfig
+from patchtst_hpo.models.patchtst import PatchTST
 from tests.conftest import run_cli
 
 BUDGETS = ["tiny", "2M", "20M", "200M", "2B"]
@@ -26,11 +27,8 @@ OTHER_DIMS = [
 
 
 def meta_count(arch: Arch, dims: Dims) -> int:
-    cfg = PatchTSTConfig(
-        **vars(dims), d_model=arch.d_model, n_layers=arch.n_layers, n_heads=arch.n_heads, d_ff=arch.d_ff
-    )
     with torch.device("meta"):
-        model = PatchTST(cfg)
+        model = PatchTST(model_config(arch, dims))
     assert all(p.is_meta for p in model.parameters())  # nothing allocated, even for 2B
     return sum(p.numel() for p in model.parameters())
 

@@ -134,6 +134,23 @@ def extremes(cands: Sequence[Candidate]) -> list[Candidate]:
     return out
 
 
+def model_config(arch: Arch, dims: Dims, **regularisation: float):
+    """The PatchTST config of one grid point for these data dims (dropouts default to the model's).
+
+    torch is imported here, not at module level: the grid and its CLI stay import-light.
+    """
+    from patchtst_hpo.models.patchtst import PatchTSTConfig
+
+    return PatchTSTConfig(
+        **vars(dims),
+        d_model=arch.d_model,
+        n_layers=arch.n_layers,
+        n_heads=arch.n_heads,
+        d_ff=arch.d_ff,
+        **regularisation,
+    )
+
+
 def dims_from_cfg(cfg: DictConfig) -> Dims:
     """The data dims of a composed config (data, task and model groups)."""
     return Dims(
