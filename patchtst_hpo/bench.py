@@ -33,7 +33,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from patchtst_hpo.atomic import write_json, write_text
-from patchtst_hpo.config import REPO_DIR, compose
+from patchtst_hpo.config import compose
 from patchtst_hpo.data.datamodule import WindowDataModule
 from patchtst_hpo.models import arch_grid
 from patchtst_hpo.models.arch_grid import (
@@ -46,6 +46,7 @@ from patchtst_hpo.models.arch_grid import (
 )
 from patchtst_hpo.models.lit_module import LitPatchTST, warmup_cosine
 from patchtst_hpo.models.patchtst import PatchTST
+from patchtst_hpo.paths import REPO_DIR
 from patchtst_hpo.train import model_config
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,7 @@ def plain_loop(cfg: DictConfig, batches, warmup: int) -> float:
     `batches` is any iterable of (x, y): the DataModule's loader (as our path uses) or ready tensors.
     """
     torch.manual_seed(0)
-    model = PatchTST(model_config(cfg))
+    model = PatchTST(model_config(cfg, arch_from_cfg(cfg), dims_from_cfg(cfg)))
     opt = instantiate(cfg.optimizer)(model.parameters())
     sched = warmup_cosine(opt, 1000, 0.05, 0.1)
     model.train()
@@ -120,7 +121,7 @@ def lightning_loop(cfg: DictConfig, dm: WindowDataModule, steps: int, warmup: in
     """samples/s of our training path: LitPatchTST in a Trainer, batches from the DataModule."""
     torch.manual_seed(0)
     lit = LitPatchTST(
-        model_config(cfg),
+        model_config(cfg, arch_from_cfg(cfg), dims_from_cfg(cfg)),
         instantiate(cfg.optimizer),
         lambda opt, total_steps: warmup_cosine(opt, total_steps, 0.05, 0.1),
     )
@@ -382,7 +383,7 @@ def gpu_section(bcfg: DictConfig, data_dir: str) -> dict:
         arch, dims = arch_from_cfg(cfg), dims_from_cfg(cfg)
         for compiled in (False, True) if bcfg.gpu_compile else (False,):
             torch.manual_seed(0)
-            model = PatchTST(model_config(cfg)).cuda()
+            model = PatchTST(model_config(cfg, arch_from_cfg(cfg), dims_from_cfg(cfg))).cuda()
             step_model = torch.compile(model) if compiled else model
             opt = torch.optim.AdamW(model.parameters(), lr=3e-4, fused=True)
             x = torch.randn(bcfg.gpu_batch_size, dims.context_length, dims.num_features, device="cuda")

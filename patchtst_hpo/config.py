@@ -9,16 +9,12 @@ Importing this module (every entry point does) registers
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 from patchtst_hpo.models.arch_grid import generate
-
-REPO_DIR = Path(__file__).resolve().parent.parent
-CONF_DIR = REPO_DIR / "conf"
-GRID_FILE = CONF_DIR / "grid" / "default.yaml"
+from patchtst_hpo.paths import CONF_DIR, GRID_FILE, REPO_DIR
 
 
 def register_arch_group() -> list[str]:

@@ -30,7 +30,7 @@ from patchtst_hpo.atomic import atomic_write_bytes, write_json, write_text
 from patchtst_hpo.data import features
 from patchtst_hpo.data.datamodule import WindowDataModule
 from patchtst_hpo.errors import ConfigError, PatchTSTHPOError
-from patchtst_hpo.hpo.trial_context import open_storage
+from patchtst_hpo.hpo.storage import open_storage
 
 log = logging.getLogger(__name__)
 

@@ -27,12 +27,12 @@ from omegaconf.errors import OmegaConfBaseException
 from patchtst_hpo import config as _config  # noqa: F401  (registers the arch group and resolvers)
 from patchtst_hpo.atomic import write_json
 from patchtst_hpo.data.datamodule import WindowDataModule
-from patchtst_hpo.errors import ConfigError, PatchTSTHPOError
-from patchtst_hpo.metrics import DIRECTIONS
+from patchtst_hpo.errors import PatchTSTHPOError
 from patchtst_hpo.models import arch_grid
-from patchtst_hpo.models.arch_grid import arch_from_cfg, budget_candidates, count_params, dims_from_cfg
+from patchtst_hpo.models.arch_grid import Arch, Dims, count_params
 from patchtst_hpo.models.lit_module import LitPatchTST
 from patchtst_hpo.models.patchtst import PatchTSTConfig
+from patchtst_hpo.validation import validate
 
 log = logging.getLogger(__name__)
 # Library noise that says nothing about the run (our LightningModule moves its own batches on purpose).
@@ -40,91 +40,11 @@ warnings.filterwarnings("ignore", message="You have overridden `transfer_batch_t
 warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\)")
 
 
-def validate(cfg: DictConfig) -> None:
-    """Fail fast, naming the config key, on what would otherwise fail (or mislead) minutes later."""
-    if cfg.arch.name == "auto" or OmegaConf.is_missing(cfg.arch, "d_model"):
-        raise ConfigError(
-            "arch is not set: pick one with arch=NAME (see python -m patchtst_hpo.models.arch_grid)"
-        )
-    arch = arch_from_cfg(cfg)
-    dims = dims_from_cfg(cfg)
-    if dims.patch_len > dims.context_length:
-        raise ConfigError(
-            f"model.patch_len={dims.patch_len} is longer than data.context_length="
-            f"{dims.context_length}; lower the patch or lengthen the context"
-        )
-    if dims.stride < 1:
-        raise ConfigError(f"model.stride={dims.stride}: must be >= 1")
-    if dims.num_classes not in (1, 2):
-        raise ConfigError(
-            f"task.num_classes={dims.num_classes}: threshold labels are binary; use 1 (BCE) or 2"
-        )
-    names = {c.arch.name: c for c in budget_candidates(cfg)}
-    if arch.name not in names:
-        n = count_params(arch, dims)
-        t, tol = int(cfg.budget.target), float(cfg.budget.tolerance)
-        raise ConfigError(
-            f"arch={arch.name} has {n:,} parameters, outside budget={cfg.budget.name} ({t:,} ± {tol:.0%}) for "
-            f"these data dims; pick a candidate (python -m patchtst_hpo.models.arch_grid budget={cfg.budget.name})"
-            f" or another budget"
-        )
-    if (
-        str(cfg.trainer.precision).startswith("16")
-        and cfg.optimizer.get("fused")
-        and cfg.trainer.gradient_clip_val
-    ):
-        raise ConfigError(
-            f"trainer.precision={cfg.trainer.precision} scales gradients, which a fused AdamW cannot "
-            f"clip; use trainer.precision=bf16-mixed or optimizer.fused=false"
-        )
-    split, _, name = str(cfg.objective.metric).partition("/")
-    if split not in ("val", "test") or name not in DIRECTIONS:
-        raise ConfigError(
-            f"objective.metric={cfg.objective.metric!r} is not a logged metric; use val/<name> "
-            f"with name in {sorted(DIRECTIONS)}"
-        )
-    check_memory(cfg, count_params(arch, dims))
-    if cfg.objective.direction not in ("maximize", "minimize"):
-        raise ConfigError(f"objective.direction={cfg.objective.direction!r}: use maximize or minimize")
-
-
-TRAIN_BYTES_PER_PARAM = 16  # fp32 weights + gradients + AdamW's two moments
-
-
-def available_bytes(accelerator: str) -> int | None:
-    """Free memory of the device a run will train on (None where it cannot be read)."""
-    if accelerator in ("gpu", "cuda") and torch.cuda.is_available():
-        return torch.cuda.mem_get_info()[0]
-    if accelerator == "cpu":
-        try:
-            with open("/proc/meminfo") as f:
-                info = dict(line.split(":", 1) for line in f)
-            return int(info["MemAvailable"].split()[0]) * 1024
-        except (OSError, KeyError, ValueError):
-            return None
-    return None
-
-
-def check_memory(cfg: DictConfig, params: int) -> None:
-    """Refuse, before allocating, a model whose training state cannot fit (instead of an OOM kill)."""
-    strategy = cfg.trainer.get("strategy")
-    if strategy is not None and "FSDP" in str(strategy):
-        return  # sharded across devices: each holds a fraction
-    need, have = params * TRAIN_BYTES_PER_PARAM, available_bytes(str(cfg.trainer.accelerator))
-    if have is not None and need > have:
-        raise ConfigError(
-            f"budget={cfg.budget.name} arch={cfg.arch.name} needs about {need / 2**30:.1f} GiB for weights, "
-            f"gradients and AdamW state ({TRAIN_BYTES_PER_PARAM} bytes x {params:,} parameters) but "
-            f"trainer.accelerator={cfg.trainer.accelerator} has {have / 2**30:.1f} GiB free; use trainer=gpu on a "
-            f"larger device or trainer=fsdp across GPUs"
-        )
-
-
-def model_config(cfg: DictConfig) -> PatchTSTConfig:
+def model_config(cfg: DictConfig, arch: Arch, dims: Dims) -> PatchTSTConfig:
     m = cfg.model
     return arch_grid.model_config(
-        arch_from_cfg(cfg),
-        dims_from_cfg(cfg),
+        arch,
+        dims,
         dropout=float(m.dropout),
         attn_dropout=float(m.attn_dropout),
         head_dropout=float(m.head_dropout),
@@ -134,7 +54,7 @@ def model_config(cfg: DictConfig) -> PatchTSTConfig:
 def build_callbacks(cfg: DictConfig) -> list[L.Callback]:
     callbacks = [instantiate(c) for c in cfg.callbacks.values() if c is not None]
     if cfg.trial.storage is not None:
-        from patchtst_hpo.hpo.trial_context import PruningCallback
+        from patchtst_hpo.hpo.pruning import PruningCallback
 
         callbacks.append(
             PruningCallback(cfg.trial.storage, cfg.trial.study, int(cfg.trial.number), cfg.objective.metric)
@@ -145,14 +65,14 @@ def build_callbacks(cfg: DictConfig) -> list[L.Callback]:
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit one model; evaluate its best checkpoint on val (and test); write metrics.json; return the results."""
     t0 = time.perf_counter()
-    validate(cfg)
+    arch, dims = validate(cfg)
     out_dir = Path(cfg.paths.output_dir)
     log.info("output dir: %s", out_dir)
     log.info("config:\n%s", OmegaConf.to_yaml(cfg, resolve=True))
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     dm = WindowDataModule(cfg.data, cfg.task, int(cfg.seed))
     dm.setup()
-    mcfg = model_config(cfg)
+    mcfg = model_config(cfg, arch, dims)
     lit = LitPatchTST(
         mcfg,
         instantiate(cfg.optimizer),
@@ -162,9 +82,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         focal_gamma=float(cfg.model.focal_gamma),
     )
     params = sum(p.numel() for p in lit.model.parameters())
-    assert params == count_params(arch_from_cfg(cfg), dims_from_cfg(cfg)), (
-        "arch_grid formula drifted from model"
-    )
+    assert params == count_params(arch, dims), "arch_grid formula drifted from model"
     loggers = [instantiate(lg) for lg in cfg.logger.values() if lg is not None] if cfg.logger else False
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=build_callbacks(cfg), logger=loggers)
     t_fit = time.perf_counter()

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from patchtst_hpo.config import REPO_DIR
 from patchtst_hpo.data.ingest import ingest
+from patchtst_hpo.paths import REPO_DIR
 
 SOURCES = {
     "SPX.OHLCV.daily": ("arch/data/sp500/sp500.csv.gz", None),

@@ -1,18 +1,14 @@
-"""Shared fixtures: composed configs, a private copy of the sample data, subprocess runners."""
+"""Shared fixtures: composed configs and a private copy of the sample data (helpers live in tests/helpers.py)."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from patchtst_hpo.config import REPO_DIR, compose
-
-PY = sys.executable
+from patchtst_hpo.config import compose
+from patchtst_hpo.paths import REPO_DIR
 
 
 @pytest.fixture
@@ -27,11 +23,3 @@ def data_dir(tmp_path_factory) -> Path:
     dst = tmp_path_factory.mktemp("data")
     shutil.copytree(REPO_DIR / "data" / "raw", dst / "raw")
     return dst
-
-
-def run_cli(args: list[str], cwd: Path | None = None, timeout: int = 600, env: dict | None = None):
-    """Run `python <args>` in a subprocess and return the CompletedProcess (text, both streams)."""
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "0", **(env or {})}
-    return subprocess.run(
-        [PY, *args], cwd=cwd or REPO_DIR, capture_output=True, text=True, timeout=timeout, env=full_env
-    )

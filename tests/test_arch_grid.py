@@ -15,7 +15,7 @@ from patchtst_hpo.models.arch_grid import (
     model_config,
 )
 from patchtst_hpo.models.patchtst import PatchTST
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 
 BUDGETS = ["tiny", "2M", "20M", "200M", "2B"]
 DEFAULT_DIMS = Dims(num_features=25, context_length=60, patch_len=10, stride=5, num_classes=1)

@@ -1,6 +1,6 @@
 import json
 
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 
 
 def test_bench_smoke_writes_results_schema(tmp_path, data_dir):

@@ -12,7 +12,7 @@ from patchtst_hpo.data.ingest import ingest, load_raw, raw_manifest
 from patchtst_hpo.data.labels import threshold_labels
 from patchtst_hpo.data.splits import train_val_test, walk_forward
 from patchtst_hpo.errors import ConfigError, DataError
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 
 
 def synthetic_ohlcv(n: int = 400, seed: int = 0, start: str = "2000-01-03") -> pd.DataFrame:

@@ -3,8 +3,8 @@
 import subprocess
 import sys
 
-from patchtst_hpo.config import REPO_DIR
-from tests.conftest import run_cli
+from patchtst_hpo.paths import REPO_DIR
+from tests.helpers import run_cli
 
 DISCOVER = (
     "from hydra.core.plugins import Plugins; from hydra.plugins.sweeper import Sweeper; "

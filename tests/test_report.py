@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from patchtst_hpo.analysis.scaling import fit
-from tests.conftest import run_cli
-from tests.test_sweeper import FAST, check, storage
+from tests.helpers import FAST, check, run_cli
+from tests.helpers import sqlite_storage as storage
 
 
 @pytest.fixture(scope="module")

@@ -10,16 +10,10 @@ import optuna
 import pytest
 import yaml
 
-from patchtst_hpo.config import REPO_DIR
 from patchtst_hpo.models.arch_grid import budget_candidates, extremes
-from tests.conftest import run_cli
+from patchtst_hpo.paths import REPO_DIR
+from tests.helpers import FAST, check, run_cli, sqlite_storage
 
-FAST = [
-    "trainer.max_epochs=2",
-    "trainer.limit_train_batches=3",
-    "trainer.limit_val_batches=1",
-    "callbacks.progress.refresh_rate=0",
-]
 State = optuna.trial.TrialState
 
 
@@ -37,16 +31,11 @@ def sweep_args(tmp_path, data_dir, *extra, name="s"):
     ]
 
 
-def storage(tmp_path) -> str:
-    return f"sqlite:///{tmp_path / 'optuna.db'}"
+storage = sqlite_storage
 
 
 def trials(tmp_path, study):
     return optuna.load_study(study_name=study, storage=storage(tmp_path)).get_trials()
-
-
-def check(r):
-    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
 
 
 def test_one_study_per_budget_with_grid_archs(tmp_path, data_dir, cfg_factory):

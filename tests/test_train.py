@@ -3,9 +3,11 @@ import json
 import pytest
 import yaml
 
+from patchtst_hpo.devices import TRAIN_BYTES_PER_PARAM, available_bytes
 from patchtst_hpo.errors import ConfigError
-from patchtst_hpo.train import TRAIN_BYTES_PER_PARAM, available_bytes, train, validate
-from tests.conftest import run_cli
+from patchtst_hpo.train import train
+from patchtst_hpo.validation import validate
+from tests.helpers import run_cli
 
 FAST = [
     "budget=tiny",

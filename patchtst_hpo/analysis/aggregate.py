@@ -8,7 +8,7 @@ from pathlib import Path
 import optuna
 import pandas as pd
 
-from patchtst_hpo.hpo.trial_context import open_storage
+from patchtst_hpo.hpo.storage import open_storage
 
 COLUMNS = [
     "study",

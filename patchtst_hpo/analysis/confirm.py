@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from patchtst_hpo.config import REPO_DIR
 from patchtst_hpo.errors import PatchTSTHPOError
 from patchtst_hpo.hpo.search_space import override
+from patchtst_hpo.paths import REPO_DIR
 
 log = logging.getLogger(__name__)
 

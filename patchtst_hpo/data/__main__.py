@@ -7,10 +7,10 @@ import logging
 import sys
 from pathlib import Path
 
-from patchtst_hpo.config import REPO_DIR
 from patchtst_hpo.data import ingest as ingest_mod
 from patchtst_hpo.data import processed
 from patchtst_hpo.errors import PatchTSTHPOError
+from patchtst_hpo.paths import REPO_DIR
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -30,7 +30,7 @@ from patchtst_hpo.atomic import write_text
 from patchtst_hpo.data.processed import dataset_id
 from patchtst_hpo.errors import ConfigError, PatchTSTHPOError
 from patchtst_hpo.hpo import search_space
-from patchtst_hpo.hpo.trial_context import open_storage, storage_lock
+from patchtst_hpo.hpo.storage import open_storage, storage_lock
 from patchtst_hpo.models.arch_grid import budget_candidates, extremes
 
 log = logging.getLogger(__name__)

@@ -7,51 +7,16 @@ same answer it would in the sweeper.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import logging
 import math
-from collections.abc import Iterator
-from pathlib import Path
 
 import lightning as L
 import optuna
 from hydra.utils import instantiate
 
+from patchtst_hpo.hpo.storage import open_storage
+
 log = logging.getLogger(__name__)
-
-
-@contextlib.contextmanager
-def storage_lock(url: str) -> Iterator[None]:
-    """Serialise schema and study creation between processes sharing a local SQLite file.
-
-    Two sweepers that create the same new database at once otherwise race on Optuna's schema tables.
-    Server databases (PostgreSQL, MySQL) handle this themselves.
-    """
-    if not url.startswith("sqlite:///"):
-        yield
-        return
-    path = Path(url.removeprefix("sqlite:///"))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        yield
-
-
-def open_storage(url: str, locked: bool = False) -> optuna.storages.BaseStorage:
-    """An Optuna storage from a URL: sqlite/postgresql/mysql (RDB) or `journal:<path>` (journal file).
-
-    `locked=True` means the caller already holds `storage_lock(url)`.
-    """
-    if url.startswith("journal:"):
-        from optuna.storages.journal import JournalFileBackend
-
-        return optuna.storages.JournalStorage(JournalFileBackend(url.removeprefix("journal:")))
-    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-    if locked:
-        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
-    with storage_lock(url):
-        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
 
 
 def load_trial(storage_url: str, study_name: str, number: int) -> optuna.trial.Trial:

@@ -1,0 +1,36 @@
+"""Helpers shared by test files (imported as `tests.helpers`; test files never import each other)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from patchtst_hpo.paths import REPO_DIR
+
+PY = sys.executable
+# A few batches of the tiny budget: enough to exercise the whole path in seconds.
+FAST = [
+    "trainer.max_epochs=2",
+    "trainer.limit_train_batches=3",
+    "trainer.limit_val_batches=1",
+    "callbacks.progress.refresh_rate=0",
+]
+
+
+def run_cli(args: list[str], cwd: Path | None = None, timeout: int = 600, env: dict | None = None):
+    """Run `python <args>` in a subprocess and return the CompletedProcess (text, both streams)."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "0", **(env or {})}
+    return subprocess.run(
+        [PY, *args], cwd=cwd or REPO_DIR, capture_output=True, text=True, timeout=timeout, env=full_env
+    )
+
+
+def check(r: subprocess.CompletedProcess) -> None:
+    """Assert a subprocess succeeded, showing the tail of its output when it did not."""
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
+
+
+def sqlite_storage(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'optuna.db'}"
