@@ -120,7 +120,7 @@ def report(cfg: DictConfig, out: Path) -> dict:
         ascending = attrs.get("direction") == "minimize"
         top = ok.sort_values("value", ascending=ascending).head(int(cfg.top_k))
         if base is None:
-            base = _baselines(attrs["fixed_overrides"], cfg)
+            base = _baselines(attrs["fixed_overrides"], cfg, f"study {name!r}")
         for rank, (_, t) in enumerate(top.iterrows(), start=1):
             row = {
                 "study": name,
@@ -133,7 +133,7 @@ def report(cfg: DictConfig, out: Path) -> dict:
             }
             if cfg.confirm:
                 params = study.trials[int(t["number"])].params
-                overrides = confirm.trial_overrides(attrs["fixed_overrides"], params)
+                overrides = confirm.trial_overrides(attrs["fixed_overrides"], params, f"study {name!r}")
                 epochs = int(t["best_epoch"] or t["epochs"] or 1)
                 d = out / "confirm" / name / str(int(t["number"]))
                 commands.append(
@@ -204,9 +204,9 @@ def report(cfg: DictConfig, out: Path) -> dict:
     return result
 
 
-def _baselines(fixed_overrides: list[str], cfg: DictConfig) -> dict:
+def _baselines(fixed_overrides: list[str], cfg: DictConfig, source: str) -> dict:
     """Baselines on the data, task and split of a study, fit on train+val like the confirmation runs."""
-    overrides = confirm.trial_overrides(fixed_overrides, {})
+    overrides = confirm.trial_overrides(fixed_overrides, {}, source)
     tcfg = project_config.compose("train", [*overrides, "data.fit_on=train_val", "paths.output_dir=."])
     dm = WindowDataModule(tcfg.data, tcfg.task, int(tcfg.seed))
     dm.setup()

@@ -6,6 +6,7 @@ Hydra's sweeper. The composed config is checked before any data is read or model
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import sys
@@ -21,7 +22,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from patchtst_hpo import config as _config  # noqa: F401  (registers the arch group and resolvers)
@@ -138,10 +139,31 @@ def _best_epoch(ckpt: str | None) -> int | None:
     return int(torch.load(ckpt, map_location="cpu", weights_only=False, mmap=True)["epoch"]) + 1
 
 
+def objectives(cfg: DictConfig) -> tuple[DictConfig, list[str] | None]:
+    """Multi-objective sweeps set `objective.metric` (and `.direction`) to lists, e.g. [val/auc, params]:
+    training monitors the first; the task returns one value per metric (`split/name` or a result key)."""
+    if not OmegaConf.is_list(cfg.objective.metric):
+        return cfg, None
+    metrics = [str(m) for m in cfg.objective.metric]
+    directions = cfg.objective.direction
+    cfg = copy.deepcopy(cfg)
+    with open_dict(cfg):
+        cfg.objective.metric = metrics[0]
+        cfg.objective.direction = directions[0] if OmegaConf.is_list(directions) else directions
+    return cfg, metrics
+
+
+def _value(result: dict[str, Any], metric: str) -> float:
+    split, _, name = metric.partition("/")
+    return float(result[split][name] if name else result[metric])
+
+
 @hydra.main(config_path="../conf", config_name="train", version_base="1.3")
-def main(cfg: DictConfig) -> float:
+def main(cfg: DictConfig) -> float | list[float]:
     try:
-        return train(cfg)["objective"]
+        cfg, metrics = objectives(cfg)
+        result = train(cfg)
+        return result["objective"] if metrics is None else [_value(result, m) for m in metrics]
     except (PatchTSTHPOError, OmegaConfBaseException) as e:
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             raise  # the sweeper records the reason on the trial

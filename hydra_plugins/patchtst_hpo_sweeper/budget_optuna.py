@@ -1,7 +1,8 @@
 """Hydra's entry point for `hydra/sweeper: budget_optuna`; the logic lives in patchtst_hpo.hpo.sweeper.
 
 Hydra imports every module under the `hydra_plugins` namespace at start-up, so this one stays light:
-Optuna and the project are imported only when the sweeper is instantiated.
+Optuna and the project are imported only when the sweeper is instantiated. Importing `config` registers the
+sweeper's schema, sampler and pruner presets in the ConfigStore, so any Hydra app can select them.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from hydra.plugins.sweeper import Sweeper
+
+from hydra_plugins.patchtst_hpo_sweeper import config as _config  # noqa: F401  (ConfigStore registration)
 
 
 class BudgetOptunaSweeper(Sweeper):

@@ -18,15 +18,19 @@ import numpy as np
 
 from patchtst_hpo.errors import PatchTSTHPOError
 from patchtst_hpo.hpo.search_space import override
+from patchtst_hpo.hpo.stored import validate_stored_overrides
 from patchtst_hpo.paths import REPO_DIR
 
 log = logging.getLogger(__name__)
 
 
-def trial_overrides(fixed: list[str], params: dict) -> list[str]:
-    """The study's fixed overrides (minus sweeper/output settings) plus the trial's chosen params."""
+def trial_overrides(fixed: list[str], params: dict, source: str = "study") -> list[str]:
+    """The study's fixed overrides (minus sweeper/output settings) plus the trial's chosen params.
+
+    Both come from the storage, so they are checked to be plain overrides the sweeper could have written.
+    """
     keep = [o for o in fixed if not o.lstrip("+~").startswith(("hydra.", "hydra/"))]
-    return [*keep, *(override(k, v) for k, v in params.items())]
+    return validate_stored_overrides([*keep, *(override(k, v) for k, v in params.items())], source)
 
 
 def command(

@@ -1,8 +1,11 @@
-"""Job side of a trial: report the monitored metric each validation epoch and let the study prune.
+"""Job side of a trial: report the monitored metric once per training epoch and let the study prune.
 
 The job rebuilds its trial from the shared storage (it may run in another process or on another machine,
 e.g. under submitit), with the pruner the sweeper stored on the study, so `should_prune()` gives the
-same answer it would in the sweeper.
+same answer it would in the sweeper. The stored pruner is data (hpo/pruners.py): only allowlisted Optuna
+pruners with plain arguments are built. Reports happen during `trainer.fit` only: the post-fit
+`trainer.validate(best checkpoint)` and `trainer.test` never report, so a trial that trained to the end is
+never pruned.
 """
 
 from __future__ import annotations
@@ -12,8 +15,8 @@ import math
 
 import lightning as L
 import optuna
-from hydra.utils import instantiate
 
+from patchtst_hpo.hpo import optuna_private, pruners
 from patchtst_hpo.hpo.storage import open_storage
 
 log = logging.getLogger(__name__)
@@ -22,27 +25,35 @@ log = logging.getLogger(__name__)
 def load_trial(storage_url: str, study_name: str, number: int) -> optuna.trial.Trial:
     storage = open_storage(storage_url)
     study = optuna.load_study(study_name=study_name, storage=storage)
-    pruner_cfg = study.user_attrs.get("pruner")
-    if pruner_cfg:
-        study.pruner = instantiate(pruner_cfg)
-    trial_id = storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
+    study.pruner = pruners.build(
+        study.user_attrs.get("pruner"), f"study {study_name!r} user attribute 'pruner'"
+    )
+    trial_id = storage.get_trial_id_from_study_id_trial_number(optuna_private.study_id(study), number)
     return optuna.trial.Trial(study, trial_id)
 
 
 class PruningCallback(L.Callback):
-    """Reports `monitor` after every validation epoch; raises `optuna.TrialPruned` when the pruner says so."""
+    """Reports `monitor` after each training epoch's validation; raises `optuna.TrialPruned` when told to."""
 
     def __init__(self, storage: str, study: str, number: int, monitor: str):
         self.trial = load_trial(storage, study, number)
         self.monitor = monitor
+        self.fitting = False
+        self.last_epoch: int | None = None
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.fitting = True
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking or self.monitor not in trainer.callback_metrics:
-            return
-        value = float(trainer.callback_metrics[self.monitor])
+        if not self.fitting or trainer.state.fn != "fit" or trainer.sanity_checking:
+            return  # trainer.validate()/test() after fit, or the sanity check: nothing to report
         epoch = trainer.current_epoch
+        if self.monitor not in trainer.callback_metrics or epoch == self.last_epoch:
+            return  # one step per epoch, even with val_check_interval < 1
+        value = float(trainer.callback_metrics[self.monitor])
         if not math.isfinite(value):
             return
+        self.last_epoch = epoch
         self.trial.report(value, step=epoch)
         if self.trial.should_prune():
             msg = f"pruned at epoch {epoch} ({self.monitor}={value:.4f})"
@@ -50,4 +61,5 @@ class PruningCallback(L.Callback):
             raise optuna.TrialPruned(msg)
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.fitting = False
         self.trial.set_user_attr("epochs", int(trainer.current_epoch))

@@ -3,9 +3,11 @@
 Command line:  `key=a,b`             -> grid: one study per value (Cartesian product over keys)
                `key=choice(a,b)`     -> categorical distribution
                `key=range(lo,hi,st)` -> stepped distribution; `hi` is exclusive, as everywhere in Hydra
-               `key=interval(lo,hi)` -> float distribution; `tag(log, ...)` log scale; `tag(int, ...)` integer
+               `key=interval(lo,hi)` -> float distribution; `tag(log, ...)` log scale; `int(interval(..))`
+                                      or `tag(int, ...)` integer; `shuffle(range(..))` categorical
 `conf/search/*.yaml` and `hydra.sweeper.params` use the same grammar, and there every sweep is a
-distribution (a plain comma list is a categorical too).
+distribution (a plain comma list is a categorical too); a plain value there is passed to every job.
+In an app without budget and grid groups a command-line comma list is a categorical too (upstream's meaning).
 """
 
 from __future__ import annotations
@@ -29,28 +31,65 @@ class SweepPlan:
     space: dict[str, od.BaseDistribution]  # searched within each study
 
 
+def _is_int(*xs) -> bool:
+    return all(isinstance(x, int) and not isinstance(x, bool) for x in xs)
+
+
 def _distribution(o: Override) -> od.BaseDistribution:
     v = o.value()
     key = o.get_key_element()
-    if isinstance(v, ChoiceSweep):
+    if isinstance(v, ChoiceSweep):  # choice(...), shuffle(choice(...)), a comma list
+        if not v.list:
+            raise ConfigError(f"{key}: {o.input_line!r} has no choices")
         return od.CategoricalDistribution(list(v.list))
     if isinstance(v, RangeSweep):
         start, stop, step = v.start, v.stop, v.step if v.step is not None else 1
+        if step == 0:
+            raise ConfigError(f"{key}: {o.input_line!r} has step 0; use a positive step")
+        if step < 0:
+            raise ConfigError(f"{key}: {o.input_line!r} counts down; write it as an increasing range")
         if stop <= start:
             raise ConfigError(f"{key}: range({start}, {stop}) is empty (the stop is exclusive)")
         n = math.ceil((stop - start) / step) - 1  # last value strictly below stop
+        if v.shuffle:  # shuffle(range(...)): an unordered set of values, as in hydra-optuna-sweeper
+            return od.CategoricalDistribution([start + i * step for i in range(n + 1)])
         high = start + n * step
-        if all(isinstance(x, int) for x in (start, stop, step)):
-            return od.IntDistribution(int(start), int(high), step=int(step), log="log" in v.tags)
+        log = "log" in v.tags
+        if log and (step != 1 or not _is_int(start, stop, step)):
+            raise ConfigError(
+                f"{key}: {o.input_line!r}: Optuna cannot search a log scale with a step; "
+                f"use tag(log, int(interval({start}, {high}))) or drop the log tag"
+            )
+        if _is_int(start, stop, step):
+            return od.IntDistribution(int(start), int(high), step=int(step), log=log)
         return od.FloatDistribution(float(start), float(high), step=float(step))
     if isinstance(v, IntervalSweep):
         lo, hi = v.start, v.end
         if not lo < hi:
             raise ConfigError(f"{key}: interval({lo}, {hi}) needs low < high")
-        if "int" in v.tags:
-            return od.IntDistribution(int(lo), int(hi), log="log" in v.tags)
-        return od.FloatDistribution(float(lo), float(hi), log="log" in v.tags)
+        log = "log" in v.tags
+        if log and lo <= 0:
+            raise ConfigError(f"{key}: {o.input_line!r}: a log scale needs low > 0")
+        if "int" in v.tags or _is_int(lo, hi):  # tag(int, interval(..)) or int(interval(..))
+            if int(lo) != lo or int(hi) != hi:
+                raise ConfigError(f"{key}: {o.input_line!r}: integer bounds needed, got {lo}, {hi}")
+            return od.IntDistribution(int(lo), int(hi), log=log)
+        return od.FloatDistribution(float(lo), float(hi), log=log)
     raise ConfigError(f"{key}: {o.input_line!r} is not a sweep (use choice/range/interval)")
+
+
+def grid_choices(key: str, dist: od.BaseDistribution) -> list:
+    """Every value of a discrete distribution, for Optuna's GridSampler (which needs the whole grid)."""
+    if isinstance(dist, od.CategoricalDistribution):
+        return list(dist.choices)
+    if isinstance(dist, od.IntDistribution):
+        return list(range(dist.low, dist.high + 1, dist.step))
+    if isinstance(dist, od.FloatDistribution) and dist.step is not None:
+        n = round((dist.high - dist.low) / dist.step)
+        return [dist.low + i * dist.step for i in range(n + 1)]
+    raise ConfigError(
+        f"{key}: the grid sampler needs a discrete search space (choice or range), not {dist!r}"
+    )
 
 
 def parse(strings: Iterable[str]) -> list[Override]:
@@ -60,25 +99,30 @@ def parse(strings: Iterable[str]) -> list[Override]:
         raise ConfigError(f"cannot parse sweep overrides: {e}") from e
 
 
-def plan(cli_overrides: Iterable[str], params: Mapping[str, str]) -> SweepPlan:
-    """Split the command line and the configured search params into fixed, grid and searched parts."""
+def plan(
+    cli_overrides: Iterable[str], params: Mapping[str, str] | None, grid_as_studies: bool = True
+) -> SweepPlan:
+    """Split the command line and the configured search params into fixed, grid and searched parts.
+
+    With `grid_as_studies` (apps with budget and grid groups) a command-line comma list is a grid of
+    studies; without it (any other app) it is a categorical, as in hydra-optuna-sweeper. A plain value in
+    `params` is passed to every job, as there too.
+    """
     fixed, grid, space = [], {}, {}
     for o in parse(cli_overrides):
         if not o.is_sweep_override():
             fixed.append(o.input_line)
-        elif o.value_type == ValueType.SIMPLE_CHOICE_SWEEP:
+        elif o.value_type == ValueType.SIMPLE_CHOICE_SWEEP and grid_as_studies:
             grid[o.get_key_element()] = list(o.value().list)
         else:
             space[o.get_key_element()] = _distribution(o)
-    for o in parse(f"{k}={v}" for k, v in params.items()):
+    for o in parse(f"{k}={v}" for k, v in (params or {}).items()):
         key = o.get_key_element()
         if key in grid or key in space or any(f.split("=")[0].lstrip("+~") == key for f in fixed):
             continue  # the command line wins over the configured space
         if not o.is_sweep_override():
-            raise ConfigError(
-                f"search param {key}={o.input_line.split('=', 1)[1]} is not a sweep; "
-                f"use choice(...), range(...) or interval(...)"
-            )
+            fixed.append(o.input_line)
+            continue
         space[key] = _distribution(o)
     return SweepPlan(fixed, grid, space)
 
@@ -91,8 +135,9 @@ def cells(grid: Mapping[str, list]) -> list[dict]:
     ]
 
 
-def override(key: str, value) -> str:
-    """`key=value` in the override grammar, quoting strings that the grammar would misread."""
+def _text(value) -> str:
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_text(v) for v in value) + "]"
     if isinstance(value, bool) or value is None:
         text = {True: "true", False: "false", None: "null"}[value]
     elif isinstance(value, float):
@@ -101,7 +146,12 @@ def override(key: str, value) -> str:
         text = "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
     else:
         text = str(value)
-    return f"{key}={text}"
+    return text
+
+
+def override(key: str, value) -> str:
+    """`key=value` in the override grammar, quoting strings that the grammar would misread."""
+    return f"{key}={_text(value)}"
 
 
 def suggest(trial, name: str, dist: od.BaseDistribution):
