@@ -1,5 +1,6 @@
 """The budget_optuna sweeper, run for real: subprocess sweeps on the tiny budget with a few batches each."""
 
+import json
 import os
 import signal
 import subprocess
@@ -196,3 +197,83 @@ def test_two_sweepers_at_once_share_a_study(tmp_path, data_dir):
     assert len({t.number for t in ts}) == len(ts) == len({t.user_attrs["run_dir"] for t in ts})
     for t in ts:
         assert (tmp_path / "sweep" / "s.tiny.h1_1pct" / str(t.number) / "metrics.json").exists()
+
+
+def test_a_trial_that_trained_to_the_end_is_never_pruned(tmp_path, data_dir):
+    # issue 10's repro: the post-fit trainer.validate() used to report a second step (= epochs) and the
+    # threshold pruner, past its warm-up, pruned a trial that had finished training
+    r = run_cli(
+        sweep_args(
+            tmp_path,
+            data_dir,
+            "budget=tiny",
+            "trainer.max_epochs=1",
+            "hydra.sweeper.n_trials=2",
+            "hydra/sweeper/pruner=threshold",
+            "hydra.sweeper.pruner.lower=0.99",
+            "hydra.sweeper.pruner.n_warmup_steps=1",
+        )
+    )
+    check(r)
+    ts = trials(tmp_path, "s.tiny.h1_1pct")
+    assert [t.state for t in ts] == [State.COMPLETE, State.COMPLETE]
+    for t in ts:
+        assert list(t.intermediate_values) == [0]  # one report per training epoch, none after fit
+        assert (tmp_path / "sweep" / "s.tiny.h1_1pct" / str(t.number) / "metrics.json").exists()
+    study = optuna.load_study(study_name="s.tiny.h1_1pct", storage=storage(tmp_path))
+    assert study.user_attrs["pruner"] == {
+        "name": "ThresholdPruner",
+        "kwargs": {"lower": 0.99, "upper": None, "n_warmup_steps": 1, "interval_steps": 1},
+    }
+
+
+def test_experiment_can_pick_another_sweeper(tmp_path):
+    from hydra import compose, initialize_config_dir
+
+    import hydra_plugins.patchtst_hpo_sweeper.config  # noqa: F401  (what Hydra's plugin scan imports)
+
+    exp = tmp_path / "conf" / "experiment"
+    exp.mkdir(parents=True)
+    (exp / "plain_grid.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - override /hydra/sweeper: basic\n"
+    )
+    search = f"hydra.searchpath=[file://{tmp_path / 'conf'}]"
+    with initialize_config_dir(config_dir=str(REPO_DIR / "conf"), version_base="1.3"):
+        default = compose("train", [search], return_hydra_config=True)
+        picked = compose("train", [search, "experiment=plain_grid"], return_hydra_config=True)
+    assert default.hydra.sweeper._target_.endswith("BudgetOptunaSweeper")
+    assert default.hydra.sweeper.study_name == "patchtst"
+    assert picked.hydra.sweeper._target_.endswith("BasicSweeper")
+
+
+@pytest.mark.slow
+def test_multi_objective_auc_vs_size_front_across_budgets(tmp_path, data_dir):
+    r = run_cli(
+        sweep_args(
+            tmp_path,
+            data_dir,
+            "budget=tiny,2M",
+            "search=none",
+            "trainer.max_epochs=1",
+            "objective.metric=[val/auc,params]",
+            "objective.direction=[maximize,minimize]",
+            "hydra/sweeper/pruner=none",
+            "hydra.sweeper.n_trials=2",
+        )
+    )
+    check(r)
+    front = yaml.safe_load((tmp_path / "sweep" / "pareto_front.yaml").read_text())
+    assert front["direction"] == ["maximize", "minimize"] and front["solutions"]
+    for name in ("s.tiny.h1_1pct", "s.2M.h1_1pct"):
+        study = optuna.load_study(study_name=name, storage=storage(tmp_path))
+        assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
+        for t in study.trials:
+            assert t.state == State.COMPLETE and t.values[1] == t.user_attrs["params"]
+            metrics = json.loads((tmp_path / "sweep" / name / str(t.number) / "metrics.json").read_text())
+            assert (
+                t.values[0] == pytest.approx(metrics["val"]["auc"])
+                and metrics["objective_metric"] == "val/auc"
+            )
+    # the cross-budget front: no solution dominates another (auc up, size down)
+    pts = [(s["values"][0], -s["values"][1]) for s in front["solutions"]]
+    assert not any(a != b and a[0] >= b[0] and a[1] >= b[1] for a in pts for b in pts)
