@@ -10,6 +10,9 @@ import pytest
 from patchtst_hpo.config import compose
 from patchtst_hpo.paths import REPO_DIR
 
+# Real PostgreSQL and SLURM clusters (postgres, pg_url, slurm fixtures): tests/storage_fixtures.py
+pytest_plugins = ["tests.storage_fixtures"]
+
 
 @pytest.fixture
 def cfg_factory():

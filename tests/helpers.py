@@ -34,3 +34,18 @@ def check(r: subprocess.CompletedProcess) -> None:
 
 def sqlite_storage(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'optuna.db'}"
+
+
+def sweep_args(sweep_dir: Path, data_dir: Path, storage: str, *extra: str, name: str = "s") -> list[str]:
+    """`python -m patchtst_hpo.train -m` on FAST settings into `sweep_dir`, studies `<name>.*` in `storage`."""
+    return [
+        "-m",
+        "patchtst_hpo.train",
+        "-m",
+        *FAST,
+        f"paths.data_dir={data_dir}",
+        f"hydra.sweep.dir={sweep_dir}",
+        f"hydra.sweeper.storage={storage}",
+        f"hydra.sweeper.study_name={name}",
+        *extra,
+    ]

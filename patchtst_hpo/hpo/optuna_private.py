@@ -52,3 +52,11 @@ def pop_waiting_trial_id(study: optuna.Study) -> int | None:
     from the number of the first trial this process gets.
     """
     return study._pop_waiting_trial_id()
+
+
+def unwrap_storage(storage: optuna.storages.BaseStorage) -> optuna.storages.BaseStorage:
+    """`_CachedStorage._backend`: a study wraps an RDBStorage in a cache; its heartbeat settings
+    (`grace_period`) live on the wrapped storage, which has no public accessor."""
+    from optuna.storages._cached_storage import _CachedStorage
+
+    return storage._backend if isinstance(storage, _CachedStorage) else storage

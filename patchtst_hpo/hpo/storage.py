@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import optuna
-from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryFailedTrialCallback
+from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
 from optuna.trial import FrozenTrial, TrialState
 
@@ -61,7 +61,7 @@ def split_password(url: str | None) -> tuple[str | None, str | None]:
     """
     if url is None or url.startswith("journal:") or "://" not in url:
         return url, None
-    from sqlalchemy.engine import make_url
+    from sqlalchemy.engine import URL, make_url
 
     u = make_url(url)
     if u.password is None:
@@ -71,7 +71,8 @@ def split_password(url: str | None) -> tuple[str | None, str | None]:
             f"hydra.sweeper.storage={redact(url)}: a password in a {u.get_backend_name()} URL would be "
             f"copied into every job's folder; use the driver's option file (e.g. ?read_default_file=~/.my.cnf)"
         )
-    return u.set(password=None).render_as_string(hide_password=False), str(u.password)
+    public = URL.create(u.drivername, u.username, None, u.host, u.port, u.database, u.query)
+    return public.render_as_string(hide_password=False), str(u.password)
 
 
 def redact(url: str | None) -> str | None:
@@ -164,6 +165,7 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
 
 
 def _grace(storage) -> int:
+    storage = optuna_private.unwrap_storage(storage)
     return storage.grace_period if storage.grace_period is not None else 2 * storage.heartbeat_interval
 
 
@@ -172,12 +174,16 @@ class RetryLostTrial:
     marker) is queued again as a new trial, without the dead attempt's run dir, host and pid."""
 
     def __init__(self, max_retry: int) -> None:
-        self.retry = RetryFailedTrialCallback(max_retry=max_retry)
+        # Optuna 4.9 renamed RetryFailedTrialCallback; the old name still works (deprecated) before that.
+        retry_cls = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)
+        with _quiet_experimental():
+            self.retry = (retry_cls or optuna.storages.RetryFailedTrialCallback)(max_retry=max_retry)
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         fresh = copy.deepcopy(trial)
         fresh.user_attrs = {k: v for k, v in trial.user_attrs.items() if k not in ATTEMPT_ATTRS}
-        self.retry(study, fresh)
+        with _quiet_experimental():
+            self.retry(study, fresh)
         log.warning(
             "%s: trial %d was RUNNING with no live sweeper; marked FAIL and queued again",
             study.study_name,
