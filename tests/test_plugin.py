@@ -49,3 +49,25 @@ def test_discovered_from_an_installed_wheel(tmp_path):
     r = run_cli(["-c", DISCOVER], cwd=tmp_path, env={"PYTHONPATH": str(target)})
     assert r.returncode == 0, r.stderr
     assert NAME in r.stdout and str(target) in r.stdout.splitlines()[0]
+
+
+def test_presets_are_in_the_config_store_and_build():
+    import optuna
+    from hydra.core.config_store import ConfigStore
+    from hydra.utils import instantiate
+
+    import hydra_plugins.patchtst_hpo_sweeper.config  # noqa: F401  (registration, as Hydra's plugin scan does)
+    from patchtst_hpo.hpo import pruners
+
+    repo = ConfigStore.instance().repo["hydra"]["sweeper"]
+    assert {"budget_optuna.yaml", "budget_optuna_schema.yaml"} <= set(repo)
+    assert "optuna.yaml" not in repo  # no alias that could clash with an installed hydra-optuna-sweeper
+    samplers = {k.removesuffix(".yaml"): v.node for k, v in repo["sampler"].items()}
+    assert set(samplers) == {"tpe", "random", "cmaes", "nsgaii", "qmc", "gp", "grid"}
+    for name, node in samplers.items():
+        extra = {"search_space": {"x": [1, 2]}} if name == "grid" else {}
+        assert isinstance(instantiate(node, seed=1, **extra), optuna.samplers.BaseSampler), name
+    for name, entry in repo["pruner"].items():
+        cfg = {**entry.node, **({"lower": 0.5} if name == "threshold.yaml" else {})}  # it needs a bound
+        spec = pruners.spec_from_config(cfg)  # every preset passes the job side's allowlist
+        assert isinstance(pruners.build(spec, name), optuna.pruners.BasePruner)
