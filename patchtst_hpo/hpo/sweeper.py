@@ -306,11 +306,17 @@ class BudgetOptunaSweeperImpl:
                 )
             for k, v in info.items():
                 study.set_user_attr(k, v)
-        # Under the SQLite file lock a creator that died before enqueueing is seen as an empty study.
-        orphaned = str(self.storage_url).startswith("sqlite") and not study.get_trials(deepcopy=False)
+        # Under the SQLite file lock, a creator killed while enqueueing left a study holding only (some of)
+        # the extremes and no `extremes_enqueued` mark: finish its job.
+        trials = study.get_trials(deepcopy=False)
+        orphaned = str(self.storage_url).startswith("sqlite") and all(
+            t.user_attrs.get("enqueued") == "extreme" for t in trials
+        )
         if (created or orphaned) and not study.user_attrs.get("extremes_enqueued"):
+            queued = {t.system_attrs.get("fixed_params", t.params).get("arch") for t in trials}
             for name in cell.extremes:  # the shape extremes first, so every study sees them
-                study.enqueue_trial({"arch": name}, user_attrs={"enqueued": "extreme"})
+                if name not in queued:
+                    study.enqueue_trial({"arch": name}, user_attrs={"enqueued": "extreme"})
             study.set_user_attr("extremes_enqueued", True)
         return study
 
