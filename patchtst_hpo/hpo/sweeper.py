@@ -351,11 +351,12 @@ class BudgetOptunaSweeperImpl:
             trial.set_user_attr("params", cell.params_by_arch[chosen["arch"]])
         overrides = [*cell.overrides, *(search_space.override(k, v) for k, v in chosen.items())]
         if self.budget_mode:  # the project's task: what it returns, no test period, its trial identity
-            overrides += [
-                search_space.override("objective.metric", self.metric),
-                search_space.override("objective.direction", self.direction),
-                "test=false",  # trials never look at the test period; the report's confirmation does
-            ]
+            if self.metric is not None:  # hydra/sweeper=patchtst sets both from objective.*
+                overrides += [
+                    search_space.override("objective.metric", self.metric),
+                    search_space.override("objective.direction", self.direction),
+                ]
+            overrides.append("test=false")  # trials never see the test period; the report's confirmation does
             if self._memory is None and len(self.directions) == 1:  # pruning needs a shared storage
                 overrides += [
                     search_space.override("trial.storage", self.public_url),
