@@ -35,7 +35,7 @@ class BudgetOptunaSweeperSchema:
     n_trials: int = 20  # finished (COMPLETE + PRUNED) trials per study, in total
     n_jobs: int = 2  # trials launched together (one launcher batch)
     seed: Any = None  # used when sampler.seed is not set
-    max_failure_rate: float = 0.0  # stop when FAIL > rate x n_trials; 1.0 never stops on failures
+    max_failure_rate: float = 0.0  # abort when FAIL > rate x n_trials; >= 1.0 never aborts
     params: Any = None  # {key: override grammar}
     custom_search_space: Any = None  # dotted path of fn(cfg, trial) that suggests more params
     heartbeat_interval: int = 10  # s between heartbeats of a running trial (RDB and journal storages)

@@ -149,8 +149,8 @@ class BudgetOptunaSweeperImpl:
         sampler_seed = sampler.get("seed") if sampler is not None else None
         self.seed = None if (s := sampler_seed if sampler_seed is not None else seed) is None else int(s)
         self.max_failure_rate = float(max_failure_rate)
-        if not 0.0 <= self.max_failure_rate <= 1.0:
-            raise ConfigError(f"hydra.sweeper.max_failure_rate={max_failure_rate}: use a fraction in [0, 1]")
+        if not self.max_failure_rate >= 0.0:
+            raise ConfigError(f"hydra.sweeper.max_failure_rate={max_failure_rate}: use a fraction >= 0")
         self.sampler_cfg = sampler
         self.pruner_spec = pruners.spec_from_config(_plain(pruner))
         if len(self.directions) > 1 and self.pruner_spec["name"] != "NopPruner":
@@ -399,12 +399,13 @@ class BudgetOptunaSweeperImpl:
             failed = failed_count(trials)
             if finished >= n_trials:
                 break
-            if tolerate_all and failed >= n_trials:  # 1.0 never aborts, but a study must end
+            if tolerate_all and failed >= self.max_failure_rate * n_trials:  # never aborts, but must end
                 log.warning(
-                    "%s: %d trials failed and max_failure_rate=1.0 tolerates them; the study stops after "
-                    "n_trials=%d failures with %d finished",
+                    "%s: %d trials failed and max_failure_rate=%s tolerates them; the study stops after "
+                    "max_failure_rate x n_trials=%d failures with %d finished",
                     study.study_name,
                     failed,
+                    self.max_failure_rate,
                     n_trials,
                     finished,
                 )
