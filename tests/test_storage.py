@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 
 import optuna
@@ -125,13 +124,3 @@ def test_postgres_sweep_keeps_the_password_out_of_every_file(tmp_path, data_dir,
     assert hydra_cfg["sweeper"]["storage"] == public
     job = yaml.safe_load((sweep / STUDY / "0" / ".hydra" / "config.yaml").read_text())
     assert job["trial"]["storage"] == public
-
-
-def test_journal_sweep_with_missing_folders(tmp_path, data_dir):
-    url = f"journal:{tmp_path / 'shared' / 'fs' / 'optuna.log'}"
-    check(run_cli(sweep_args(tmp_path / "sweep", data_dir, url, "budget=tiny", "hydra.sweeper.n_trials=2")))
-    ts = optuna.load_study(study_name=STUDY, storage=open_storage(url)).get_trials()
-    assert len(ts) == 2 and len(finished(ts)) == 2
-    assert all("heartbeat" in t.system_attrs for t in ts)  # the sweeper beat for its trials
-    assert [t.user_attrs.get("enqueued") for t in ts] == ["extreme", "extreme"]
-    assert os.path.getsize(url.removeprefix("journal:")) > 0
