@@ -57,7 +57,7 @@ def test_seeds_reproduce_and_differ(tmp_path):
                 "sphere.py",
                 tmp_path / str(i),
                 "hydra/sweeper/sampler=random",
-                "hydra.sweeper.n_trials=6",
+                "hydra.sweeper.n_trials=4",
                 f"hydra.sweeper.sampler.seed={seed}",
             )
         )
@@ -97,6 +97,7 @@ def test_failure_rate(tmp_path, rate):
         "sphere.py",
         tmp_path,
         "hydra.sweeper.n_jobs=2",
+        "hydra.sweeper.n_trials=6",
         "hydra/sweeper/sampler=random",
         f"hydra.sweeper.max_failure_rate={rate}",
         "error=true",
@@ -106,7 +107,7 @@ def test_failure_rate(tmp_path, rate):
         assert len(launched(r)) == 2  # the first batch failed the same way: stop
     else:  # 1.0 tolerates every failure: n_trials attempts, then a normal exit
         assert r.returncode == 0 and "cfg.error is True" not in r.stderr
-        assert results(tmp_path)["trials"]["FAIL"] == 20
+        assert results(tmp_path)["trials"]["FAIL"] == 6
 
 
 @pytest.mark.parametrize("n", [20, 3])
