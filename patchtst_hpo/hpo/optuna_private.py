@@ -60,3 +60,51 @@ def unwrap_storage(storage: optuna.storages.BaseStorage) -> optuna.storages.Base
     from optuna.storages._cached_storage import _CachedStorage
 
     return storage._backend if isinstance(storage, _CachedStorage) else storage
+
+
+# ---- heartbeats (optuna.storages._heartbeat has no public module; Study.optimize uses it internally) ----
+
+
+def heartbeat_base() -> type:
+    """`optuna.storages._heartbeat.BaseHeartbeat`: the protocol a storage implements so that
+    `fail_stale_trials` and the heartbeat thread work on it (storage.py gives the journal storage one)."""
+    from optuna.storages._heartbeat import BaseHeartbeat
+
+    return BaseHeartbeat
+
+
+def heartbeat_enabled(storage: optuna.storages.BaseStorage) -> bool:
+    """`is_heartbeat_enabled`: the storage records heartbeats (every storage the sweeper opens but in-memory)."""
+    from optuna.storages._heartbeat import is_heartbeat_enabled
+
+    return is_heartbeat_enabled(storage)
+
+
+def heartbeat_thread(trial_id: int, storage: optuna.storages.BaseStorage):
+    """`get_heartbeat_thread`: the thread `Study.optimize` runs beside a trial; the sweeper runs one per trial
+    in flight around `launcher.launch` (a context manager; a no-op without heartbeats)."""
+    from optuna.storages._heartbeat import get_heartbeat_thread
+
+    return get_heartbeat_thread(trial_id, storage)
+
+
+def stale_trial_ids(storage: optuna.storages.BaseStorage, study_id: int) -> list[int]:
+    """`BaseHeartbeat._get_stale_trial_ids`: the RUNNING trials whose heartbeat is older than the grace
+    period, as Optuna's `fail_stale_trials` reads them (the sweeper also writes a reason and retries)."""
+    return storage._get_stale_trial_ids(study_id)
+
+
+def rdb_trials_with_heartbeat(storage: optuna.storages.RDBStorage, study_id: int) -> set[int]:
+    """Ids of a study's trials that have a row in Optuna's heartbeat table (`_rdb.models`): a RUNNING trial
+    without one was left by a sweeper killed before its first heartbeat, which Optuna never fails."""
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    with _create_scoped_session(storage.scoped_session) as session:
+        rows = (
+            session.query(models.TrialHeartbeatModel.trial_id)
+            .join(models.TrialModel, models.TrialModel.trial_id == models.TrialHeartbeatModel.trial_id)
+            .filter(models.TrialModel.study_id == study_id)
+            .all()
+        )
+    return {r[0] for r in rows}

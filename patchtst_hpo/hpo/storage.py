@@ -20,7 +20,6 @@ from pathlib import Path
 
 import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
-from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
 from optuna.trial import FrozenTrial, TrialState
 
 from patchtst_hpo.errors import ConfigError
@@ -111,7 +110,7 @@ class HeartbeatRDBStorage(RDBStorage):
 
     def _get_stale_trial_ids(self, study_id: int) -> list[int]:
         stale = set(super()._get_stale_trial_ids(study_id))
-        beating = self._trials_with_heartbeat(study_id)
+        beating = optuna_private.rdb_trials_with_heartbeat(self, study_id)
         limit = datetime.now() - timedelta(seconds=_grace(self))
         for t in self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
             tid = optuna_private.trial_id(t)
@@ -119,21 +118,8 @@ class HeartbeatRDBStorage(RDBStorage):
                 stale.add(tid)
         return sorted(stale)
 
-    def _trials_with_heartbeat(self, study_id: int) -> set[int]:
-        from optuna.storages._rdb import models
-        from optuna.storages._rdb.storage import _create_scoped_session
 
-        with _create_scoped_session(self.scoped_session) as session:
-            rows = (
-                session.query(models.TrialHeartbeatModel.trial_id)
-                .join(models.TrialModel, models.TrialModel.trial_id == models.TrialHeartbeatModel.trial_id)
-                .filter(models.TrialModel.study_id == study_id)
-                .all()
-            )
-        return {r[0] for r in rows}
-
-
-class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
+class HeartbeatJournalStorage(JournalStorage, optuna_private.heartbeat_base()):
     """Journal storage with Optuna's heartbeat protocol: the beat is the trial system attribute
     `heartbeat` (epoch seconds), so `fail_stale_trials` and `get_heartbeat_thread` work unchanged."""
 
@@ -269,15 +255,16 @@ def fail_stale_trials(study: optuna.Study) -> list[int]:
     """
     storage, study_id = optuna_private.storage(study), optuna_private.study_id(study)
     stale: dict[int, str] = {}
-    if is_heartbeat_enabled(storage):
-        for tid in storage._get_stale_trial_ids(study_id):  # Optuna heartbeat protocol
+    if optuna_private.heartbeat_enabled(storage):
+        for tid in optuna_private.stale_trial_ids(storage, study_id):
             stale[tid] = f"stale: no sweeper heartbeat for {_grace(storage)} s"
     for t in storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
         host, pid = t.user_attrs.get("sweeper_host"), t.user_attrs.get("sweeper_pid")
         if host == HOST and pid is not None and int(pid) != os.getpid() and not _pid_alive(int(pid)):
             stale.setdefault(optuna_private.trial_id(t), f"stale: sweeper process {pid} on {host} died")
     failed = []
-    callback = storage.get_heartbeat_stale_trial_callback() if is_heartbeat_enabled(storage) else None
+    beating = optuna_private.heartbeat_enabled(storage)
+    callback = storage.get_heartbeat_stale_trial_callback() if beating else None
     for tid, reason in stale.items():
         try:
             storage.set_trial_user_attr(tid, "fail_reason", reason)

@@ -26,7 +26,6 @@ import optuna
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.utils import get_method, instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
-from optuna.storages._heartbeat import get_heartbeat_thread, is_heartbeat_enabled
 
 from patchtst_hpo.atomic import write_text
 from patchtst_hpo.errors import ConfigError, PatchTSTHPOError
@@ -255,7 +254,7 @@ class BudgetOptunaSweeperImpl:
         trial_id = optuna_private.pop_waiting_trial_id(study)
         if trial_id is None:
             trial_id = storage.create_new_trial(optuna_private.study_id(study))
-        if is_heartbeat_enabled(storage):  # every storage but in-memory
+        if optuna_private.heartbeat_enabled(storage):  # every storage but in-memory
             storage.record_heartbeat(trial_id)
         storage.set_trial_user_attr(trial_id, "sweeper_host", HOST)  # same-host fast path of recovery
         storage.set_trial_user_attr(trial_id, "sweeper_pid", os.getpid())
@@ -431,7 +430,9 @@ class BudgetOptunaSweeperImpl:
             with contextlib.ExitStack() as beating:
                 storage = optuna_private.storage(study)
                 for t in batch:
-                    beating.enter_context(get_heartbeat_thread(optuna_private.trial_id(t), storage))
+                    beating.enter_context(
+                        optuna_private.heartbeat_thread(optuna_private.trial_id(t), storage)
+                    )
                 returns = self.launcher.launch(overrides, initial_job_idx=self.job_idx)
             self.job_idx += len(batch)
             for trial, ret in zip(batch, returns, strict=True):
