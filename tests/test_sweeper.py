@@ -1,11 +1,6 @@
 """The budget_optuna sweeper, run for real: subprocess sweeps on the tiny budget with a few batches each."""
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 
 import optuna
 import pytest
@@ -131,72 +126,6 @@ def test_missing_data_file_aborts_first_batch(tmp_path, data_dir):
     assert r.returncode != 0
     assert str(missing) in r.stderr and "failed the same way" in r.stderr
     assert len(trials(tmp_path, "s.tiny.h1_1pct")) == 2
-
-
-def test_sigkill_then_rerun_tops_up_exactly(tmp_path, data_dir):
-    args = sweep_args(
-        tmp_path,
-        data_dir,
-        "budget=tiny",
-        "hydra.sweeper.n_trials=4",
-        "trainer.max_epochs=4",
-        "trainer.limit_train_batches=10",
-    )
-    proc = subprocess.Popen(
-        [sys.executable, *args], cwd=REPO_DIR, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    deadline = time.time() + 240
-    try:
-        while time.time() < deadline:
-            time.sleep(0.3)
-            try:
-                ts = trials(tmp_path, "s.tiny.h1_1pct")
-            except KeyError:
-                continue
-            if any(t.state == State.COMPLETE for t in ts) and any(t.state == State.RUNNING for t in ts):
-                break
-        else:
-            pytest.fail("the sweep never had a complete and a running trial")
-    finally:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-    before = {t.number: t.state for t in trials(tmp_path, "s.tiny.h1_1pct")}
-    killed = [n for n, s in before.items() if s == State.RUNNING]
-    dirs = {
-        p: p.joinpath("metrics.json").read_bytes()
-        for p in (tmp_path / "sweep" / "s.tiny.h1_1pct").iterdir()
-        if p.joinpath("metrics.json").exists()
-    }
-    check(run_cli(args))
-    ts = trials(tmp_path, "s.tiny.h1_1pct")
-    assert sum(t.state in (State.COMPLETE, State.PRUNED) for t in ts) == 4
-    assert all(t.state != State.RUNNING for t in ts)
-    for n in killed:
-        t = next(t for t in ts if t.number == n)
-        assert t.state == State.FAIL and t.user_attrs["fail_reason"].startswith("stale")
-    for p, content in dirs.items():  # finished trials' folders are untouched by the re-run
-        assert p.joinpath("metrics.json").read_bytes() == content
-    assert len({t.user_attrs["run_dir"] for t in ts}) == len(ts)
-    assert all(before[n] == t.state for t in ts if (n := t.number) in before and before[n] != State.RUNNING)
-
-
-def test_two_sweepers_at_once_share_a_study(tmp_path, data_dir):
-    args = sweep_args(tmp_path, data_dir, "budget=tiny", "hydra.sweeper.n_trials=3")
-    procs = [
-        subprocess.Popen(
-            [sys.executable, *args], cwd=REPO_DIR, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        for _ in range(2)
-    ]
-    outs = [p.communicate(timeout=300)[0] for p in procs]
-    for p, out in zip(procs, outs, strict=True):
-        assert p.returncode == 0, out[-4000:]
-    ts = trials(tmp_path, "s.tiny.h1_1pct")
-    assert sum(t.state == State.COMPLETE for t in ts) >= 3
-    assert all(t.state in (State.COMPLETE, State.PRUNED) for t in ts)
-    assert len({t.number for t in ts}) == len(ts) == len({t.user_attrs["run_dir"] for t in ts})
-    for t in ts:
-        assert (tmp_path / "sweep" / "s.tiny.h1_1pct" / str(t.number) / "metrics.json").exists()
 
 
 def test_a_trial_that_trained_to_the_end_is_never_pruned(tmp_path, data_dir):
