@@ -295,6 +295,11 @@ def check_dataset_dates(cfg: DictConfig) -> None:
     from patchtst_hpo.errors import DataError
 
     d = cfg.data
+    if OmegaConf.is_missing(d, "ohlcv"):
+        raise ConfigError(
+            "data.ohlcv is not set: pass the name you ingested your file under, e.g. data=own "
+            "data.ohlcv=SPY.OHLCV.daily (python -m patchtst_hpo.data list shows the names)"
+        )
     name = d.get("ohlcv")
     if not name:
         return
