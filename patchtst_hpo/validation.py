@@ -174,7 +174,12 @@ def check_data(cfg: DictConfig) -> None:
                 f"data.split.val_start={s.val_start} must be before data.split.test_start={s.test_start}"
             )
     _range(cfg, "data.split.purge", 0, None, "rows dropped at each boundary: >= 0 or null")
-    from patchtst_hpo.data.features import TIERS
+
+
+def check_tier(cfg: DictConfig) -> None:
+    from patchtst_hpo.data.features import TIERS  # imports pandas: the last cheap check
+
+    d = cfg.data
 
     if d.tier not in TIERS:
         raise _bad("data.tier", d.tier, f"not a feature tier; use one of {', '.join(sorted(TIERS))}")
@@ -329,10 +334,11 @@ CHEAP_CHECKS: list[Callable[[DictConfig], None]] = [
     check_scheduler,
     check_trainer,
     check_budget,
+    check_data,
     check_task_and_model,
     check_objective,
     check_dataset_dates,
-    check_data,  # imports pandas (the feature tiers): last
+    check_tier,
 ]
 
 

@@ -12,34 +12,7 @@ from patchtst_hpo.data.ingest import ingest, load_raw, raw_manifest
 from patchtst_hpo.data.labels import threshold_labels
 from patchtst_hpo.data.splits import train_val_test, walk_forward
 from patchtst_hpo.errors import ConfigError, DataError
-from tests.helpers import run_cli
-
-
-def synthetic_ohlcv(n: int = 400, seed: int = 0, start: str = "2000-01-03") -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
-    open_ = close * np.exp(rng.normal(0, 0.003, n))
-    high = np.maximum(open_, close) * np.exp(np.abs(rng.normal(0, 0.004, n)))
-    low = np.minimum(open_, close) * np.exp(-np.abs(rng.normal(0, 0.004, n)))
-    return pd.DataFrame(
-        {
-            "Date": pd.bdate_range(start, periods=n),
-            "Open": open_,
-            "High": high,
-            "Low": low,
-            "Close": close,
-            "Volume": rng.integers(1_000_000, 5_000_000, n).astype(float),
-        }
-    )
-
-
-def snapshot(root):
-    """Every file under root with its bytes: proves a failed command wrote nothing."""
-    return {
-        p.relative_to(root): p.read_bytes()
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and not p.name.endswith(".lock")
-    }
+from tests.helpers import run_cli, snapshot, synthetic_ohlcv
 
 
 @pytest.fixture
@@ -61,7 +34,12 @@ def write_csv(tmp_path, df, name="x.csv"):
 def test_ingest_round_trip_noop_and_new_version(tmp_path, root):
     df = synthetic_ohlcv()
     e1, status = ingest(write_csv(tmp_path, df), "SYN.OHLCV.daily", root)
-    assert status == "registered" and e1["version"] == 1 and e1["rows"] == 400 and e1["first_date"] == "2000-01-03"
+    assert (
+        status == "registered"
+        and e1["version"] == 1
+        and e1["rows"] == 400
+        and e1["first_date"] == "2000-01-03"
+    )
     raw, entry = load_raw(root, "SYN.OHLCV.daily")
     assert list(raw.columns) == ["open", "high", "low", "close", "volume"] and entry == e1
     np.testing.assert_allclose(raw["close"].to_numpy(), df["Close"].to_numpy())
