@@ -64,12 +64,13 @@ def one_line(exc: BaseException) -> str:
         msg = str(e).splitlines()[0] if str(e) else ""
         if isinstance(e, ValidationError) and full_key:
             value = override.group(2) if override else None
-            want = re.search(r"converted to (\w+)", msg)
-            kind = (
-                f"must be {'an' if want and want.group(1)[0] in 'AEIOU' else 'a'} {want.group(1).lower()}"
-                if want
-                else _flatten(msg)
-            )
+            want = re.search(r"converted to (\w+)|not a valid (\w+)", msg)
+            kind = _flatten(msg)
+            if want:
+                word = {"bool": "boolean"}.get(
+                    (want.group(1) or want.group(2)).lower(), (want.group(1) or want.group(2)).lower()
+                )
+                kind = f"must be {'an' if word[0] in 'aeiou' else 'a'} {word}"
             shown = f"{full_key}={value}" if value is not None else full_key
             return f"{shown}: {kind} ({_flatten(msg)}); give {full_key} a value of that type"
         if isinstance(e, ConfigAttributeError | ConfigKeyError) and full_key and "not in" in msg:

@@ -300,7 +300,8 @@ def check_dataset_dates(cfg: DictConfig) -> None:
     from patchtst_hpo.errors import DataError
 
     d = cfg.data
-    if OmegaConf.is_missing(d, "ohlcv"):
+    panel = None if OmegaConf.is_missing(d, "panel") else d.get("panel")
+    if d.get("ohlcv") is None and panel is None:
         raise ConfigError(
             "data.ohlcv is not set: pass the name you ingested your file under, e.g. data=own "
             "data.ohlcv=SPY.OHLCV.daily (python -m patchtst_hpo.data list shows the names)"

@@ -527,7 +527,7 @@ def test_files_a_user_downloads_are_accepted_and_every_change_is_said(tmp_path, 
         "no header; using it as the date column",
         "ignoring column(s) ['adj_close']",
         "sorting them",
-        "2 zero-volume day(s) at lines 250, 180",
+        "2 zero-volume day(s) at lines 181, 251",
     ):
         assert said in caplog.text, said
     spaced = df.rename(columns={"Date": " Trade Date ", "Close": "Close "})
@@ -645,12 +645,12 @@ def test_own_file_needs_only_its_name(tmp_path, root):
     late = edited(
         cfg,
         data__split__method="dates",
-        data__split__val_start="2003-01-01",
+        data__split__val_start="2003-08-01",
         data__split__test_start="2004-01-01",
     )
     with pytest.raises(ConfigError) as e:
         validate(late)
     assert str(e.value) == (
-        f"data.split.val_start=2003-01-01: lies after the last date of MINE.daily (2000-01-03..{last}); pick a date "
+        f"data.split.val_start=2003-08-01: lies after the last date of MINE.daily (2000-01-03..{last}); pick a date "
         f"inside that span or use data.split.method=fractions"
     )

@@ -48,9 +48,8 @@ def read_table(path: Path, text: bool = False) -> pd.DataFrame:
         extra = {"dtype": str, "keep_default_na": False} if text else {}
         df = pd.read_csv(path, skip_blank_lines=False, **extra)
     except Exception as e:  # pyarrow / pandas raise many types for corrupt files
-        raise DataError(
-            f"{path}: cannot be read as {'parquet' if path.suffix == '.parquet' else 'CSV'} ({e})"
-        ) from e
+        kind = "parquet" if path.suffix == ".parquet" else "CSV"
+        raise DataError(f"{path}: cannot be read as {kind} ({' '.join(str(e).split())})") from e
     df.attrs["first_line"] = 2  # row i of the frame is line i + 2 of the file (line 1 is the header)
     return df
 
