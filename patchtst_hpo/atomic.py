@@ -1,4 +1,8 @@
-"""Atomic file writes: temp file in the same folder, fsync, rename. Readers never see half a file."""
+"""Atomic file writes: temp file in the same folder, fsync, rename. Readers never see half a file.
+
+The temp file is created 0600 (`mkstemp`); before the rename it gets the mode a plain `open()` would
+give (0666 minus the process umask), so a results folder shared by a team stays readable.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,20 @@ from pathlib import Path
 from typing import Any
 
 
+def umask() -> int:
+    """The process umask, read without changing it where Linux allows (changing it races other threads)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -18,6 +36,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
+            os.fchmod(f.fileno(), 0o666 & ~umask())
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:

@@ -3,6 +3,7 @@
 Importing this module (every entry point does) registers
 - the `arch` config group: one entry per point of the grid in `conf/grid/default.yaml`, generated here so
   the group and the grid cannot drift apart;
+- the typed schemas of the groups users edit (`patchtst_hpo/schemas.py`);
 - the `feature_count` resolver, so `data.num_features` follows the chosen feature tier.
 """
 
@@ -13,6 +14,7 @@ from collections.abc import Sequence
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
+from patchtst_hpo import schemas
 from patchtst_hpo.models.arch_grid import generate
 from patchtst_hpo.paths import CONF_DIR, GRID_FILE, REPO_DIR
 
@@ -51,6 +53,7 @@ def _direction_mode(direction: str) -> str:
 
 
 ARCH_NAMES = register_arch_group()
+schemas.register()  # schemas/<group>: the typed schemas the group YAML files name in their defaults
 for _name, _fn in (
     ("feature_count", _feature_count),
     ("direction_mode", _direction_mode),
@@ -74,4 +77,6 @@ def compose(config_name: str = "train", overrides: Sequence[str] = ()) -> DictCo
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             return hydra_compose(config_name=config_name, overrides=list(overrides))
     except HydraException as e:
-        raise ConfigError(" ".join(str(e).split())) from e
+        from patchtst_hpo.cli import one_line
+
+        raise ConfigError(one_line(e)) from e

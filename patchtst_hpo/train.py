@@ -13,27 +13,28 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hydra
-import lightning as L
 import numpy as np
-import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from patchtst_hpo import config as _config  # noqa: F401  (registers the arch group and resolvers)
+from patchtst_hpo import cli
+from patchtst_hpo import config as _config  # noqa: F401  (registers the arch group, schemas and resolvers)
 from patchtst_hpo.atomic import write_json
-from patchtst_hpo.data.datamodule import WindowDataModule
 from patchtst_hpo.errors import PatchTSTHPOError
 from patchtst_hpo.models import arch_grid
 from patchtst_hpo.models.arch_grid import Arch, Dims, count_params
-from patchtst_hpo.models.lit_module import LitPatchTST
-from patchtst_hpo.models.patchtst import PatchTSTConfig
 from patchtst_hpo.validation import validate
+
+if TYPE_CHECKING:  # torch and lightning take seconds to import: train() imports them after validate()
+    import lightning as L
+
+    from patchtst_hpo.models.patchtst import PatchTSTConfig
 
 log = logging.getLogger(__name__)
 # Library noise that says nothing about the run (our LightningModule moves its own batches on purpose).
@@ -67,6 +68,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit one model; evaluate its best checkpoint on val (and test); write metrics.json; return the results."""
     t0 = time.perf_counter()
     arch, dims = validate(cfg)
+    import lightning as L  # noqa: F811  (seconds to import: only once the config is known to be good)
+
+    from patchtst_hpo.data.datamodule import WindowDataModule
+    from patchtst_hpo.models.lit_module import LitPatchTST
+
     out_dir = Path(cfg.paths.output_dir)
     log.info("output dir: %s", out_dir)
     log.info("config:\n%s", OmegaConf.to_yaml(cfg, resolve=True))
@@ -136,6 +142,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 def _best_epoch(ckpt: str | None) -> int | None:
     if not ckpt:
         return None
+    import torch
+
     return int(torch.load(ckpt, map_location="cpu", weights_only=False, mmap=True)["epoch"]) + 1
 
 
@@ -158,18 +166,43 @@ def _value(result: dict[str, Any], metric: str) -> float:
     return float(result[split][name] if name else result[metric])
 
 
+def _diverged(cfg: DictConfig, result: dict[str, Any]) -> str:
+    """Mark metrics.json of a run whose objective is NaN/inf; returns the one-line reason."""
+    reason = (
+        f"{cfg.objective.metric} is {result['objective']}: training diverged (or predicted one class); "
+        f"lower optimizer.lr (now {cfg.optimizer.lr}) or check the data"
+    )
+    path = Path(result["output_dir"]) / "metrics.json"
+    if path.exists():  # written by rank 0 (under DDP every rank has the same result)
+        write_json(path, {**result, "status": "diverged", "reason": reason})
+    return reason
+
+
 @hydra.main(config_path="../conf", config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> float | list[float]:
+    """The objective for the sweeper (one value per metric in multi-objective sweeps).
+
+    A single run exits 2 on a config/data error and 3 when it diverged.
+    """
+    multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
         cfg, metrics = objectives(cfg)
         result = train(cfg)
-        return result["objective"] if metrics is None else [_value(result, m) for m in metrics]
     except (PatchTSTHPOError, OmegaConfBaseException) as e:
-        if HydraConfig.get().mode == RunMode.MULTIRUN:
+        if multirun:
             raise  # the sweeper records the reason on the trial
-        log.error("%s: %s", type(e).__name__, " ".join(str(e).split()))
-        sys.exit(2)
+        log.error("%s: %s", type(e).__name__, cli.one_line(e))  # for train.log; stderr gets the line below
+        cli.report(e)
+        sys.exit(cli.EXIT_USAGE)
+    objective = result["objective"]
+    if not math.isfinite(objective) and not multirun:  # sweeps record it as a FAIL with this value
+        print(f"error: {_diverged(cfg, result)}", file=sys.stderr, flush=True)
+        sys.exit(EXIT_DIVERGED)
+    return objective if metrics is None else [_value(result, m) for m in metrics]
 
+
+EXIT_DIVERGED = 3  # a run that finished but whose objective is NaN/inf
 
 if __name__ == "__main__":
+    cli.install()
     main()

@@ -7,6 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
 from patchtst_hpo.paths import REPO_DIR
 
 PY = sys.executable
@@ -49,3 +52,34 @@ def sweep_args(sweep_dir: Path, data_dir: Path, storage: str, *extra: str, name:
         f"hydra.sweeper.study_name={name}",
         *extra,
     ]
+
+
+def synthetic_ohlcv(n: int = 400, seed: int = 0, start: str = "2000-01-03") -> pd.DataFrame:
+    """A random-walk daily OHLCV table with the headers a downloaded file has (Date, Open, ..., Volume)."""
+    rng = np.random.default_rng(seed)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+    open_ = close * np.exp(rng.normal(0, 0.003, n))
+    high = np.maximum(open_, close) * np.exp(np.abs(rng.normal(0, 0.004, n)))
+    low = np.minimum(open_, close) * np.exp(-np.abs(rng.normal(0, 0.004, n)))
+    return pd.DataFrame(
+        {
+            "Date": pd.bdate_range(start, periods=n),
+            "Open": open_,
+            "High": high,
+            "Low": low,
+            "Close": close,
+            "Volume": rng.integers(1_000_000, 5_000_000, n).astype(float),
+        }
+    )
+
+
+def snapshot(root: Path) -> dict:
+    """Every file under root with its bytes (lock files aside): proves a failed command wrote nothing."""
+    root = Path(root)
+    if not root.exists():
+        return {}
+    return {
+        p.relative_to(root): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not p.name.endswith(".lock")
+    }

@@ -12,34 +12,7 @@ from patchtst_hpo.data.ingest import ingest, load_raw, raw_manifest
 from patchtst_hpo.data.labels import threshold_labels
 from patchtst_hpo.data.splits import train_val_test, walk_forward
 from patchtst_hpo.errors import ConfigError, DataError
-from tests.helpers import run_cli
-
-
-def synthetic_ohlcv(n: int = 400, seed: int = 0, start: str = "2000-01-03") -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
-    open_ = close * np.exp(rng.normal(0, 0.003, n))
-    high = np.maximum(open_, close) * np.exp(np.abs(rng.normal(0, 0.004, n)))
-    low = np.minimum(open_, close) * np.exp(-np.abs(rng.normal(0, 0.004, n)))
-    return pd.DataFrame(
-        {
-            "Date": pd.bdate_range(start, periods=n),
-            "Open": open_,
-            "High": high,
-            "Low": low,
-            "Close": close,
-            "Volume": rng.integers(1_000_000, 5_000_000, n).astype(float),
-        }
-    )
-
-
-def snapshot(root):
-    """Every file under root with its bytes: proves a failed command wrote nothing."""
-    return {
-        p.relative_to(root): p.read_bytes()
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and not p.name.endswith(".lock")
-    }
+from tests.helpers import run_cli, snapshot, synthetic_ohlcv
 
 
 @pytest.fixture
@@ -60,18 +33,23 @@ def write_csv(tmp_path, df, name="x.csv"):
 
 def test_ingest_round_trip_noop_and_new_version(tmp_path, root):
     df = synthetic_ohlcv()
-    e1, created = ingest(write_csv(tmp_path, df), "SYN.OHLCV.daily", root)
-    assert created and e1["version"] == 1 and e1["rows"] == 400 and e1["first_date"] == "2000-01-03"
+    e1, status = ingest(write_csv(tmp_path, df), "SYN.OHLCV.daily", root)
+    assert (
+        status == "registered"
+        and e1["version"] == 1
+        and e1["rows"] == 400
+        and e1["first_date"] == "2000-01-03"
+    )
     raw, entry = load_raw(root, "SYN.OHLCV.daily")
     assert list(raw.columns) == ["open", "high", "low", "close", "volume"] and entry == e1
     np.testing.assert_allclose(raw["close"].to_numpy(), df["Close"].to_numpy())
     before = snapshot(root)
     df.to_parquet(tmp_path / "same.parquet")  # same content, other format: still a no-op
-    e_same, created = ingest(tmp_path / "same.parquet", "SYN.OHLCV.daily", root)
-    assert not created and e_same == e1 and snapshot(root) == before
+    e_same, status = ingest(tmp_path / "same.parquet", "SYN.OHLCV.daily", root)
+    assert status == "unchanged" and e_same == e1 and snapshot(root) == before
     df.loc[399, "Close"] *= 1.01
-    e2, created = ingest(write_csv(tmp_path, df), "SYN.OHLCV.daily", root)
-    assert created and e2["version"] == 2 and e2["path"] != e1["path"]
+    e2, status = ingest(write_csv(tmp_path, df), "SYN.OHLCV.daily", root)
+    assert status == "registered" and e2["version"] == 2 and e2["path"] != e1["path"]
     assert [e["version"] for e in raw_manifest(root).versions("SYN.OHLCV.daily")] == [1, 2]
     assert (root / e1["path"]).read_bytes() == before[type(root)(e1["path"])]  # v1 untouched
     assert load_raw(root, "SYN.OHLCV.daily", 1)[1] == e1
@@ -102,19 +80,19 @@ def corrupt(df, what):
     if what == "bad_date":
         df["Date"] = df["Date"].astype(str)
         df.loc[5, "Date"] = "not-a-date"
-        return df, "unparseable date.*not-a-date"
+        return df, "unparseable date.*line 7.*not-a-date.*--date-format"
     if what == "duplicate_date":
         df.loc[7, "Date"] = df.loc[6, "Date"]
         return df, "duplicate date"
     if what == "nan_price":
         df.loc[9, "High"] = np.nan
-        return df, "NaN/inf.*'high'"
+        return df, "empty value.*'high' at line 11"
     if what == "inf_price":
         df.loc[9, "Close"] = np.inf
-        return df, "NaN/inf.*'close'"
+        return df, "'close' that are not finite numbers at line 11 \\(text \\['inf'\\]\\)"
     if what == "nonpositive":
         df.loc[11, "Low"] = 0.0
-        return df, "non-positive.*'low'"
+        return df, "non-positive price at line 13.*'low'"
     raise AssertionError(what)
 
 
@@ -283,12 +261,12 @@ def test_walk_forward_folds():
 
 def test_sample_builds_fast_and_records_provenance(data_dir, tmp_path):
     t0 = time.perf_counter()
-    e, created = processed.build(data_dir, "SPX.OHLCV.daily", "a25", "VIX.close.daily")
+    e, status = processed.build(data_dir, "SPX.OHLCV.daily", "a25", "VIX.close.daily")
     seconds = time.perf_counter() - t0
-    assert created and seconds < 10
+    assert status == "built" and seconds < 10
     assert e["rows"] > 1000 and len(e["features"]) == 29 and e["first_date"] >= "2014-01-01"
     assert {i["name"] for i in e["inputs"]} == {"SPX.OHLCV.daily", "VIX.close.daily"}
-    again, created = processed.build(data_dir, "SPX.OHLCV.daily", "a25", "VIX.close.daily")
-    assert not created and again == e
+    again, status = processed.build(data_dir, "SPX.OHLCV.daily", "a25", "VIX.close.daily")
+    assert status == "up to date" and again == e
     doc = json.loads((data_dir / "processed" / "manifest.json").read_text())
     assert e["id"] in doc["datasets"]

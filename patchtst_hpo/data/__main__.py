@@ -10,7 +10,15 @@ from pathlib import Path
 from patchtst_hpo.data import ingest as ingest_mod
 from patchtst_hpo.data import processed
 from patchtst_hpo.errors import PatchTSTHPOError
-from patchtst_hpo.paths import REPO_DIR
+from patchtst_hpo.paths import CONF_DIR, REPO_DIR
+
+
+def _data_defaults() -> dict:
+    """Tier and context length of the default data config (conf/data/sample.yaml), for the length check."""
+    from omegaconf import OmegaConf
+
+    d = OmegaConf.load(CONF_DIR / "data" / "sample.yaml")
+    return {"tier": str(d.tier), "context_length": int(d.context_length)}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -22,7 +30,14 @@ def _parser() -> argparse.ArgumentParser:
     i = sub.add_parser("ingest", help="register a CSV/parquet file as a raw dataset version")
     i.add_argument("file", type=Path)
     i.add_argument("--name", required=True, help="dataset name, e.g. SPY.OHLCV.daily")
-    i.add_argument("--date-column", default="date")
+    i.add_argument(
+        "--date-column",
+        default="date",
+        help="the date column's header, any case and spacing (a blank first header is found on its own)",
+    )
+    i.add_argument(
+        "--date-format", help="strptime format of the dates when pandas cannot guess it, e.g. %%d/%%m/%%Y"
+    )
     i.add_argument(
         "--value-column",
         action="append",
@@ -30,11 +45,26 @@ def _parser() -> argparse.ArgumentParser:
         help="a single-value series (e.g. vix) instead of OHLCV; repeatable",
     )
     i.add_argument("--source", help="provenance note stored in the manifest (default: the file path)")
+    defaults = _data_defaults()
+    i.add_argument(
+        "--tier",
+        default=defaults["tier"],
+        help="an OHLCV series must be long enough for one window of this tier (default: conf/data/sample.yaml)",
+    )
+    i.add_argument(
+        "--context-length", type=int, default=defaults["context_length"], help="window length for that check"
+    )
+    i.add_argument(
+        "--allow-short", action="store_true", help="register a series too short for one window (warns)"
+    )
     b = sub.add_parser("build", help="build a processed feature dataset from raw datasets")
     b.add_argument("--ohlcv", required=True, help="raw OHLCV dataset name")
     b.add_argument("--tier", default="a25")
     b.add_argument("--vix", default=None, help="raw VIX dataset name (adds the VIX block)")
     b.add_argument("--version", default="latest", help="raw OHLCV version")
+    b.add_argument(
+        "--force", action="store_true", help="recompute and rewrite the file even if it looks intact"
+    )
     sub.add_parser("verify", help="re-hash every registered file and report changes")
     sub.add_parser("list", help="show both manifests")
     return p
@@ -61,17 +91,25 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.cmd == "ingest":
-            entry, created = ingest_mod.ingest(
-                args.file, args.name, args.root, args.value_columns, args.date_column, args.source
+            entry, word = ingest_mod.ingest(
+                args.file,
+                args.name,
+                args.root,
+                args.value_columns,
+                args.date_column,
+                args.source,
+                date_format=args.date_format,
+                need_rows=(args.tier, args.context_length),
+                allow_short=args.allow_short,
             )
-            word = "registered" if created else "unchanged"
             print(
                 f"{word}: {entry['name']} v{entry['version']} ({entry['rows']} rows, "
                 f"{entry['first_date']}..{entry['last_date']}) -> {entry['path']}"
             )
         elif args.cmd == "build":
-            entry, created = processed.build(args.root, args.ohlcv, args.tier, args.vix, args.version)
-            word = "built" if created else "up to date"
+            entry, word = processed.build(
+                args.root, args.ohlcv, args.tier, args.vix, args.version, args.force
+            )
             print(
                 f"{word}: {entry['id']} v{entry['version']} ({entry['rows']} rows x {len(entry['features'])} "
                 f"features, {entry['first_date']}..{entry['last_date']}) -> {entry['path']}"

@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import shlex
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 
 from patchtst_hpo.atomic import atomic_write_bytes
 from patchtst_hpo.errors import DataError
+from patchtst_hpo.paths import DATA_DIR
 
 Entry = dict[str, Any]
 
@@ -93,16 +95,51 @@ class Manifest:
     def file(self, entry: Entry) -> Path:
         return self.root / entry["path"]
 
+    def command(self) -> str:
+        """The data CLI for this manifest's root (`--root` only when it is not the repository's data/)."""
+        default = DATA_DIR.resolve()
+        root = "" if self.root.resolve() == default else f" --root {shlex.quote(str(self.root))}"
+        return f"python -m patchtst_hpo.data{root}"
+
+    def repair_hint(self, entry: Entry) -> str:
+        """The command that puts a missing or altered file of `entry` back (tested by running it)."""
+        cmd = self.command()
+        if self.path.parent.name == "processed":
+            inputs = entry.get("inputs") or []
+            if "tier" not in entry or not inputs or "panel" in entry:
+                return "delete the file and use the dataset again: it is rebuilt on first use"
+            vix = f" --vix {shlex.quote(inputs[1]['name'])}" if len(inputs) > 1 else ""
+            return (
+                f"rebuild it with `{cmd} build --ohlcv {shlex.quote(inputs[0]['name'])} --version "
+                f"{inputs[0]['version']}{vix} --tier {entry['tier']} --force`"
+            )
+        args = entry.get("ingest_args") or {}
+        opts = "".join(f" --value-column {shlex.quote(c)}" for c in args.get("value_columns") or [])
+        for key in ("date_column", "date_format"):
+            if args.get(key) not in (None, "date"):
+                opts += f" --{key.replace('_', '-')} {shlex.quote(str(args[key]))}"
+        source = str(entry.get("source", ""))
+        name = shlex.quote(entry["name"])
+        if source and Path(source).is_file():
+            return (
+                f"re-ingest its source (same content: the file is rewritten) with "
+                f"`{cmd} ingest {shlex.quote(source)} --name {name}{opts}`"
+            )
+        return (
+            f"restore it (e.g. `git checkout -- {self.root / entry['path']}`), or re-ingest the original file "
+            f"(source: {source or 'unknown'}) with `{cmd} ingest FILE --name {name}{opts}`"
+        )
+
     def check(self, entry: Entry) -> Path:
         """The entry's file, after proving its sha256 still matches the manifest."""
         path = self.file(entry)
         if not path.exists():
-            raise DataError(f"{path} is registered in {self.path} but missing; restore it or re-ingest")
+            raise DataError(f"{path} is registered in {self.path} but missing; {self.repair_hint(entry)}")
         actual = sha256_file(path)
         if actual != entry["sha256"]:
             raise DataError(
                 f"{path} changed since it was registered in {self.path} (sha256 {actual[:12]} != "
-                f"{entry['sha256'][:12]}); restore the file, or ingest/build it again as a new version"
+                f"{entry['sha256'][:12]}); {self.repair_hint(entry)}"
             )
         return path
 

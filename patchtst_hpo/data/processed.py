@@ -36,32 +36,56 @@ def dataset_id(ohlcv: str, tier: str, vix: str | None = None) -> str:
     return f"{ohlcv}{'+' + vix if vix else ''}.{tier}"
 
 
-def make_features(raw: pd.DataFrame, tier: str, vix: pd.DataFrame | None = None) -> pd.DataFrame:
+def make_features(
+    raw: pd.DataFrame, tier: str, vix: pd.DataFrame | None = None, name: str = "the OHLCV series"
+) -> pd.DataFrame:
     """Features of one OHLCV frame (date index), optionally joined with a VIX frame on common dates.
 
-    Leading warm-up rows (any feature undefined) are dropped; later gaps (e.g. a flat RSI range) carry
-    the last value forward, which uses only the past.
+    Leading warm-up rows (any feature undefined) are dropped; later gaps (e.g. a flat RSI range, a
+    zero-volume day) carry the last value forward, which uses only the past. Both are logged with counts.
     """
     frame = raw if vix is None else raw.join(vix[["vix"]], how="inner")
     if vix is not None and frame.empty:
         raise DataError("the OHLCV and VIX datasets share no dates; check data.ohlcv and data.vix")
-    feats = features.compute(frame, tier, with_vix=vix is not None)
+    if vix is not None and len(frame) < len(raw):
+        log.info("%s: %d of %d rows have a VIX value; the others are left out", name, len(frame), len(raw))
+    with np.errstate(divide="ignore", invalid="ignore"):  # log(0 volume), 0/0 ranges: NaN, filled below
+        feats = features.compute(frame, tier, with_vix=vix is not None)
     complete = np.isfinite(feats.to_numpy()).all(axis=1)
     if not complete.any():
+        from patchtst_hpo.data.ingest import warmup_rows
+
         raise DataError(
-            f"no row has all {feats.shape[1]} features of tier {tier!r}; the series "
-            f"({len(frame)} rows) is shorter than the longest indicator window"
+            f"{name}: no row has all {feats.shape[1]} features of tier {tier!r}: the series has {len(frame)} "
+            f"rows and the tier's longest indicator needs {warmup_rows(tier) + 1}, plus data.context_length + "
+            f"horizon for one window; ingest a longer history"
         )
     first = int(np.argmax(complete))
-    out = feats.iloc[first:].ffill()
+    out = feats.iloc[first:]
+    gaps = int(out.isna().to_numpy().sum())
+    if gaps:
+        log.info(
+            "%s: %d undefined feature value(s) after the warm-up carry the previous value forward", name, gaps
+        )
+    log.info("%s: the first %d rows are the warm-up of tier %s and are dropped", name, first, tier)
+    out = out.ffill()
     out[LABEL_COLUMNS] = frame[LABEL_COLUMNS].iloc[first:].astype("float64")
     return out.reset_index()
 
 
 def build(
-    root: Path, ohlcv: str, tier: str, vix: str | None = None, version: int | str = "latest"
-) -> tuple[Entry, bool]:
-    """Build (or find) the processed dataset; returns (entry, created)."""
+    root: Path,
+    ohlcv: str,
+    tier: str,
+    vix: str | None = None,
+    version: int | str = "latest",
+    force: bool = False,
+) -> tuple[Entry, str]:
+    """Build (or find) the processed dataset; returns (entry, what happened).
+
+    What happened: `built` (a new version), `up to date`, or `repaired` (the matching version's file was
+    missing or altered, or `force`: recomputed from the sha256-checked raw inputs and rewritten in place).
+    """
     root = Path(root)
     features.feature_names(tier, with_vix=bool(vix))  # unknown tier -> ConfigError before any work
     raw, raw_entry = load_raw(root, ohlcv, version)
@@ -78,17 +102,19 @@ def build(
     did = dataset_id(ohlcv, tier, vix)
     manifest = processed_manifest(root)
     key = {"tier": tier, "inputs": inputs, "pipeline_version": PIPELINE_VERSION}
-    for e in manifest.versions(did):
-        if all(e[k] == v for k, v in key.items()):
-            return e, False
+    existing = next((e for e in manifest.versions(did) if all(e[k] == v for k, v in key.items())), None)
+    if existing is not None and not force and _intact(manifest, existing):
+        return existing, "up to date"
     t0 = time.perf_counter()
-    df = make_features(raw, tier, vix_df)
+    df = make_features(raw, tier, vix_df, ohlcv)
     seconds = time.perf_counter() - t0
     with manifest.locked() as datasets:
         versions = datasets.setdefault(did, [])
         for e in versions:  # another process may have built it while we computed
             if all(e[k] == v for k, v in key.items()):
-                return e, False
+                if not force and _intact(manifest, e):
+                    return e, "up to date"
+                return e, _rewrite(manifest, e, df)
         v = versions[-1]["version"] + 1 if versions else 1
         rel = Path("processed") / did / f"v{v}.parquet"
         atomic_write_bytes(root / rel, to_parquet_bytes(df))
@@ -107,19 +133,39 @@ def build(
         }
         versions.append(entry)
     log.info("built %s v%d: %d rows x %d features in %.2fs", did, v, len(df), len(entry["features"]), seconds)
-    return entry, True
+    return entry, "built"
+
+
+def _intact(manifest: Manifest, entry: Entry) -> bool:
+    path = manifest.file(entry)
+    return path.exists() and sha256_file(path) == entry["sha256"]
+
+
+def _rewrite(manifest: Manifest, entry: Entry, df: pd.DataFrame) -> str:
+    """Write a recomputed version in place of its missing/altered file (inside the manifest lock)."""
+    path = manifest.file(entry)
+    state = "intact" if _intact(manifest, entry) else "missing" if not path.exists() else "altered"
+    atomic_write_bytes(path, to_parquet_bytes(df))
+    sha = sha256_file(path)
+    if sha != entry["sha256"]:
+        log.warning(
+            "%s: recomputed with other bytes than recorded (a new library version?); sha256 updated", path
+        )
+        entry["sha256"] = sha
+    log.warning(
+        "%s v%d was %s; recomputed from its raw inputs and rewritten", entry["id"], entry["version"], state
+    )
+    return "repaired"
 
 
 def load(
     root: Path, ohlcv: str, tier: str, vix: str | None = None, version: int | str = "latest"
 ) -> tuple[pd.DataFrame, Entry]:
     """The processed dataset for these inputs (built on first use), sha256-checked."""
-    entry, _ = build(root, ohlcv, tier, vix, version)
+    entry, _ = build(root, ohlcv, tier, vix, version)  # repairs a missing or altered file on the way
     manifest = processed_manifest(root)
     path = manifest.check(entry)
     try:
         return pd.read_parquet(path), entry
     except Exception as e:
-        raise DataError(
-            f"{path}: unreadable parquet ({e}); delete it and its manifest entry to rebuild"
-        ) from e
+        raise DataError(f"{path}: unreadable parquet ({e}); {manifest.repair_hint(entry)}") from e
