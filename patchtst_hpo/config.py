@@ -17,9 +17,23 @@ from patchtst_hpo.models.arch_grid import generate
 from patchtst_hpo.paths import CONF_DIR, GRID_FILE, REPO_DIR
 
 
+class _SharedGroup(dict):
+    """A ConfigStore group that deep copies as itself.
+
+    Hydra deep-copies its whole config repository (ConfigStore included) each time it lists a group or
+    composes (`CachingConfigRepository`); `--help` does that ~140 times, so 1,002 arch nodes cost a minute.
+    Sharing is safe: `ConfigStore.load` deep-copies the one node it returns, and nothing writes to a copy.
+    """
+
+    def __deepcopy__(self, memo: dict) -> _SharedGroup:
+        return self
+
+
 def register_arch_group() -> list[str]:
     """Add one `arch/<name>` entry per grid point to Hydra's ConfigStore; returns the names."""
     cs = ConfigStore.instance()
+    if not isinstance(cs.repo.get("arch"), _SharedGroup):
+        cs.repo["arch"] = _SharedGroup(cs.repo.get("arch", {}))
     names = []
     for arch in generate(OmegaConf.load(GRID_FILE)):
         node = {
