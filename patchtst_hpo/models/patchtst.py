@@ -14,29 +14,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from patchtst_hpo.models.arch_grid import Arch, Dims
+
 
 @dataclass(frozen=True)
-class PatchTSTConfig:
-    """Everything that fixes the shape (and so the parameter count) of a PatchTST classifier."""
+class PatchTSTConfig(Dims, Arch):
+    """Everything that fixes a PatchTST classifier: its grid point (`Arch`), the data dims (`Dims`, which
+    owns `num_patches`) and the dropouts. Being both, it can be passed to `arch_grid.count_params`."""
 
-    num_features: int
-    context_length: int
-    patch_len: int
-    stride: int
-    num_classes: int
-    d_model: int
-    n_layers: int
-    n_heads: int
-    d_ff: int
     dropout: float = 0.0
     attn_dropout: float = 0.0
     head_dropout: float = 0.0
-    revin: bool = False
-    revin_affine: bool = True
-
-    @property
-    def num_patches(self) -> int:
-        return (self.context_length - self.patch_len) // self.stride + 1
 
 
 class RevIN(nn.Module):
