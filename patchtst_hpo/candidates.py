@@ -25,8 +25,12 @@ def format_table(cands: Sequence[Candidate]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if {"-h", "--help"} & set(args):
+        print(__doc__)
+        return 0
     try:
-        cfg = compose("train", list(sys.argv[1:] if argv is None else argv))
+        cfg = compose("train", args)
         cands = budget_candidates(cfg)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)

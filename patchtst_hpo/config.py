@@ -3,18 +3,23 @@
 Importing this module (every entry point does) registers
 - the `arch` config group: one entry per point of the grid in `conf/grid/default.yaml`, generated here so
   the group and the grid cannot drift apart;
-- the `feature_count` resolver, so `data.num_features` follows the chosen feature tier.
+- the resolvers: `feature_count` (so `data.num_features` follows the chosen feature tier), `direction_mode`,
+  `project_root` (the repository in a checkout, the current folder when installed) and `data_home` (a data
+  folder, seeded with the bundled sample on first use; see `home.py`).
+
+Import-light on purpose (no torch, no Lightning): `--help`, config errors and the data CLI import it.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 from patchtst_hpo.models.arch_grid import generate
-from patchtst_hpo.paths import CONF_DIR, GRID_FILE, REPO_DIR
+from patchtst_hpo.paths import CONF_DIR, GRID_FILE, INSTALLED, REPO_DIR
 
 
 class _SharedGroup(dict):
@@ -64,14 +69,32 @@ def _direction_mode(direction: str) -> str:
     return modes[direction]
 
 
+def _project_root() -> str:
+    return os.getcwd() if INSTALLED else str(REPO_DIR)
+
+
+def _data_home(data_dir: str) -> str:
+    from patchtst_hpo.home import ensure_data_home
+
+    return ensure_data_home(data_dir)
+
+
 ARCH_NAMES = register_arch_group()
 for _name, _fn in (
     ("feature_count", _feature_count),
     ("direction_mode", _direction_mode),
-    ("project_root", lambda: str(REPO_DIR)),
+    ("project_root", _project_root),
+    ("data_home", _data_home),
 ):
     if not OmegaConf.has_resolver(_name):
         OmegaConf.register_new_resolver(_name, _fn)
+
+
+def default_data_dir() -> str:
+    """`paths.data_dir` of the default config, for CLIs that make no Hydra run (the data CLI)."""
+    paths = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "paths" / "default.yaml"), resolve=False)
+    cfg = OmegaConf.create({"paths": {k: paths[k] for k in ("root_dir", "data_dir")}})
+    return str(cfg.paths.data_dir)
 
 
 def compose(config_name: str = "train", overrides: Sequence[str] = ()) -> DictConfig:

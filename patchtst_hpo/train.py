@@ -32,6 +32,7 @@ from patchtst_hpo.models import arch_grid
 from patchtst_hpo.models.arch_grid import Arch, Dims, count_params
 from patchtst_hpo.models.lit_module import LitPatchTST
 from patchtst_hpo.models.patchtst import PatchTSTConfig
+from patchtst_hpo.paths import CONF_DIR
 from patchtst_hpo.validation import validate
 
 log = logging.getLogger(__name__)
@@ -138,7 +139,7 @@ def _best_epoch(ckpt: str | None) -> int | None:
     return int(torch.load(ckpt, map_location="cpu", weights_only=False, mmap=True)["epoch"]) + 1
 
 
-@hydra.main(config_path="../conf", config_name="train", version_base="1.3")
+@hydra.main(config_path=str(CONF_DIR), config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> float:
     try:
         return train(cfg)["objective"]

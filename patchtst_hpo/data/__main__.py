@@ -7,16 +7,19 @@ import logging
 import sys
 from pathlib import Path
 
+from patchtst_hpo.config import default_data_dir
 from patchtst_hpo.data import ingest as ingest_mod
 from patchtst_hpo.data import processed
 from patchtst_hpo.errors import PatchTSTHPOError
-from patchtst_hpo.paths import REPO_DIR
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m patchtst_hpo.data", description=__doc__)
     p.add_argument(
-        "--root", type=Path, default=REPO_DIR / "data", help="data root holding raw/ and processed/"
+        "--root",
+        type=Path,
+        default=Path(default_data_dir()),
+        help="data root holding raw/ and processed/ (default: conf/paths data_dir)",
     )
     sub = p.add_subparsers(dest="cmd", required=True)
     i = sub.add_parser("ingest", help="register a CSV/parquet file as a raw dataset version")
