@@ -163,3 +163,16 @@ def test_help_lists_every_arch(flag):
         return
     listed = r.stdout.split("arch: ")[1].split("\n")[0].split(", ")
     assert len(listed) == 1000 + 1 and {"auto", "d64_l2_h2_f128", "d1024_l24_h16_f4096"} <= set(listed)
+
+
+def _warn_from(module: str) -> None:
+    exec(
+        compile("import warnings; warnings.warn('old API', DeprecationWarning)", module, "exec"),
+        {"__name__": module},
+    )
+
+
+def test_deprecations_from_our_code_fail_the_suite_and_third_party_ones_do_not():
+    with pytest.raises(DeprecationWarning):
+        _warn_from("patchtst_hpo.train")
+    _warn_from("lightning.pytorch.trainer")  # ignored by pyproject's filterwarnings
