@@ -7,19 +7,19 @@ Importing this module (every entry point does) registers
   `project_root` (the repository in a checkout, the current folder when installed) and `data_home` (a data
   folder, seeded with the bundled sample on first use; see `home.py`).
 
-Import-light on purpose (no torch, no Lightning): `--help`, config errors and the data CLI import it.
+Import-light on purpose (no torch, no Lightning): `--help` and config errors must not wait for them.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
+from patchtst_hpo.home import register_resolvers
 from patchtst_hpo.models.arch_grid import generate
-from patchtst_hpo.paths import CONF_DIR, GRID_FILE, INSTALLED, REPO_DIR
+from patchtst_hpo.paths import CONF_DIR, GRID_FILE
 
 
 class _SharedGroup(dict):
@@ -69,32 +69,14 @@ def _direction_mode(direction: str) -> str:
     return modes[direction]
 
 
-def _project_root() -> str:
-    return os.getcwd() if INSTALLED else str(REPO_DIR)
-
-
-def _data_home(data_dir: str) -> str:
-    from patchtst_hpo.home import ensure_data_home
-
-    return ensure_data_home(data_dir)
-
-
 ARCH_NAMES = register_arch_group()
+register_resolvers()
 for _name, _fn in (
     ("feature_count", _feature_count),
     ("direction_mode", _direction_mode),
-    ("project_root", _project_root),
-    ("data_home", _data_home),
 ):
     if not OmegaConf.has_resolver(_name):
         OmegaConf.register_new_resolver(_name, _fn)
-
-
-def default_data_dir() -> str:
-    """`paths.data_dir` of the default config, for CLIs that make no Hydra run (the data CLI)."""
-    paths = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "paths" / "default.yaml"), resolve=False)
-    cfg = OmegaConf.create({"paths": {k: paths[k] for k in ("root_dir", "data_dir")}})
-    return str(cfg.paths.data_dir)
 
 
 def compose(config_name: str = "train", overrides: Sequence[str] = ()) -> DictConfig:

@@ -7,11 +7,19 @@ bundled sample so `python -m patchtst_hpo.train` works from an empty folder. Nev
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
+from omegaconf import OmegaConf
+
 from patchtst_hpo.atomic import atomic_write_bytes
-from patchtst_hpo.paths import SAMPLE_DIR
+from patchtst_hpo.paths import CONF_DIR, INSTALLED, REPO_DIR, SAMPLE_DIR
+
+
+def project_root() -> str:
+    """The `project_root` resolver: the repository in a checkout, the current folder when installed."""
+    return os.getcwd() if INSTALLED else str(REPO_DIR)
 
 
 def ensure_data_home(data_dir: str | Path) -> str:
@@ -28,3 +36,21 @@ def ensure_data_home(data_dir: str | Path) -> str:
             shutil.copyfile(f, dst)
     atomic_write_bytes(manifest, (src / "manifest.json").read_bytes())  # last: the copy is complete
     return str(data_dir)
+
+
+def register_resolvers() -> None:
+    """`project_root` and `data_home`, used by conf/paths/default.yaml."""
+    for name, fn in (("project_root", project_root), ("data_home", ensure_data_home)):
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, fn)
+
+
+def default_data_dir() -> Path:
+    """`paths.data_dir` of the default config, for CLIs that make no Hydra run (the data CLI).
+
+    Read from conf/paths/default.yaml alone, so the data CLI needs neither Hydra's compose nor the arch group.
+    """
+    register_resolvers()
+    paths = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "paths" / "default.yaml"), resolve=False)
+    cfg = OmegaConf.create({"paths": {k: paths[k] for k in ("root_dir", "data_dir")}})
+    return Path(cfg.paths.data_dir)

@@ -7,10 +7,10 @@ import logging
 import sys
 from pathlib import Path
 
-from patchtst_hpo.config import default_data_dir
 from patchtst_hpo.data import ingest as ingest_mod
 from patchtst_hpo.data import processed
 from patchtst_hpo.errors import PatchTSTHPOError
+from patchtst_hpo.home import default_data_dir
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -18,7 +18,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--root",
         type=Path,
-        default=Path(default_data_dir()),
+        default=default_data_dir(),
         help="data root holding raw/ and processed/ (default: conf/paths data_dir)",
     )
     sub = p.add_subparsers(dest="cmd", required=True)
