@@ -38,7 +38,10 @@ def test_default_data_dims_match_composed_config(cfg_factory):
 
 
 @pytest.mark.parametrize(
-    "dims", [DEFAULT_DIMS, *OTHER_DIMS], ids=lambda d: f"F{d.num_features}_C{d.context_length}"
+    "dims",
+    # the default dims always; the other shapes (~10 s each on 2 cores) with `make test-all`
+    [DEFAULT_DIMS, *(pytest.param(d, marks=pytest.mark.slow) for d in OTHER_DIMS)],
+    ids=lambda d: f"F{d.num_features}_C{d.context_length}",
 )
 def test_formula_equals_meta_model_for_every_candidate(cfg_factory, dims):
     checked = 0
