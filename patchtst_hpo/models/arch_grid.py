@@ -4,8 +4,8 @@ Counts come from a closed formula that mirrors `patchtst.PatchTST` parameter by 
 models built on the `meta` device, which allocates nothing). They depend on the data dims, so every
 caller passes the dims of the composed config (`dims_from_cfg`), never hard-coded ones.
 
-`Arch` and `Dims` are the two halves of a model's shape; `patchtst.PatchTSTConfig` extends both (one
-definition of every field and of `num_patches`). This module imports no torch and no Hydra app code: the
+`Arch` and `Dims` are the two halves of a model's shape; `PatchTSTConfig` extends both (one definition
+of every field and of `num_patches`) and is what `patchtst.PatchTST` is built from. This module imports no torch and no Hydra app code: the
 candidates CLI (`python -m patchtst_hpo.candidates`) sits on top of it.
 """
 
@@ -69,6 +69,17 @@ class Arch:
                 f"arch {self.name}: n_heads={self.n_heads} does not divide d_model={self.d_model}; "
                 f"pick n_heads from the divisors of {self.d_model}"
             )
+
+
+@dataclass(frozen=True)
+class PatchTSTConfig(Dims, Arch):
+    """Everything that fixes a PatchTST classifier: its grid point (`Arch`), the data dims (`Dims`, which
+    owns `num_patches`) and the dropouts. Being both, it can be passed to `count_params` as is.
+    Defined here, not beside the torch model, so the grid and every config check stay torch-free."""
+
+    dropout: float = 0.0
+    attn_dropout: float = 0.0
+    head_dropout: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -147,13 +158,8 @@ def extremes(cands: Sequence[Candidate]) -> list[Candidate]:
     return out
 
 
-def model_config(arch: Arch, dims: Dims, **regularisation: float):
-    """The PatchTST config of one grid point for these data dims (dropouts default to the model's).
-
-    torch is imported here, not at module level: the grid and its CLI stay import-light.
-    """
-    from patchtst_hpo.models.patchtst import PatchTSTConfig
-
+def model_config(arch: Arch, dims: Dims, **regularisation: float) -> PatchTSTConfig:
+    """The PatchTST config of one grid point for these data dims (dropouts default to the model's)."""
     return PatchTSTConfig(**vars(arch), **vars(dims), **regularisation)
 
 

@@ -8,23 +8,11 @@ GPU, a fused kernel on CPU). `arch_grid.count_params` must mirror every paramete
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from patchtst_hpo.models.arch_grid import Arch, Dims
-
-
-@dataclass(frozen=True)
-class PatchTSTConfig(Dims, Arch):
-    """Everything that fixes a PatchTST classifier: its grid point (`Arch`), the data dims (`Dims`, which
-    owns `num_patches`) and the dropouts. Being both, it can be passed to `arch_grid.count_params`."""
-
-    dropout: float = 0.0
-    attn_dropout: float = 0.0
-    head_dropout: float = 0.0
+from patchtst_hpo.models.arch_grid import PatchTSTConfig  # the config (torch-free) lives with the grid
 
 
 class RevIN(nn.Module):
