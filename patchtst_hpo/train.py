@@ -10,7 +10,6 @@ import logging
 import math
 import sys
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +35,6 @@ from patchtst_hpo.paths import CONF_DIR
 from patchtst_hpo.validation import validate
 
 log = logging.getLogger(__name__)
-# Library noise that says nothing about the run (our LightningModule moves its own batches on purpose).
-warnings.filterwarnings("ignore", message="You have overridden `transfer_batch_to_device`")
-warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\)")
 
 
 def model_config(cfg: DictConfig, arch: Arch, dims: Dims) -> PatchTSTConfig:

@@ -65,3 +65,19 @@ def test_two_classes_use_cross_entropy(seed):
     logits, y = torch.randn(50, 2, generator=g), (torch.rand(50, generator=g) < 0.5).float()
     probs = torch.softmax(logits.double(), -1).numpy()
     assert lit(classes=2)._loss(logits, y).item() == pytest.approx(log_loss(_np(y), probs), rel=1e-5)
+
+
+def test_library_noise_is_filtered_in_any_process_that_imports_the_module():
+    """A joblib/submitit worker imports lit_module (to unpickle LitPatchTST), never train.py's module body."""
+    import subprocess
+    import sys
+
+    code = (
+        "import warnings, patchtst_hpo.models.lit_module\n"
+        "warnings.warn('You have overridden `transfer_batch_to_device` in `LightningModule`')\n"
+        "warnings.warn(\"The 'train_dataloader' does not have many workers which may be a bottleneck.\")\n"
+        "warnings.warn('a real warning')\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "a real warning" in r.stderr
+    assert "transfer_batch_to_device" not in r.stderr and "many workers" not in r.stderr
