@@ -27,6 +27,7 @@ setup(
     ],
     package_dir={"patchtst_hpo.conf": "conf", "patchtst_hpo.sample_data": "data"},
     package_data={
+        "patchtst_hpo": ["py.typed"],
         **{p: ["*.yaml"] for p in conf},
         "patchtst_hpo.sample_data": ["README.md"],
         # dataset folders (SPX.OHLCV.daily) are not identifiers, so they are data of raw/, not packages

@@ -50,8 +50,17 @@ def installed(tmp_path_factory) -> dict:
     """A fresh venv with the wheel of this checkout installed; returns its bin folder and the wheel."""
     tmp = tmp_path_factory.mktemp("pkg")
     env = _clean_env()
-    check(_run([sys.executable, "-m", "pip", "wheel", REPO_DIR, "--no-deps", "--no-build-isolation",
-                "-q", "-w", tmp / "dist"], tmp, env))  # fmt: skip
+    # Built from a copy of the working tree: no stale build/ or egg-info can hide a packaging bug, and the
+    # checkout is not written to.
+    src = tmp / "src"
+    skip = shutil.ignore_patterns("__pycache__", "processed", "*.lock")
+    src.mkdir()
+    for name in ("pyproject.toml", "setup.py", "README.md"):
+        shutil.copy2(REPO_DIR / name, src / name)
+    for name in ("patchtst_hpo", "hydra_plugins", "conf", "data"):
+        shutil.copytree(REPO_DIR / name, src / name, ignore=skip)
+    check(_run([sys.executable, "-m", "pip", "wheel", src, "--no-deps", "--no-build-isolation", "-q", "-w", tmp / "dist"],
+               tmp, env))  # fmt: skip
     wheel = next((tmp / "dist").glob("patchtst_hpo-*.whl"))
     venv = tmp / "venv"
     check(_run([sys.executable, "-m", "venv", "--without-pip", venv], tmp, env))
@@ -61,7 +70,6 @@ def installed(tmp_path_factory) -> dict:
     )
     (site / "_borrowed_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     check(_run([sys.executable, "-m", "pip", "--python", py, "install", "--no-deps", "-q", wheel], tmp, env))
-    shutil.rmtree(REPO_DIR / "build", ignore_errors=True)
     return {
         "bin": venv / "bin",
         "py": py,
