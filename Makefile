@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The CPU wheel on this machine's disk; on a GPU machine pip takes the CUDA build of the same release.
 TORCH_SPEC ?= torch==2.13.*
 
-.PHONY: install test test-all lint format train sweep report bench bench-smoke clean
+.PHONY: install test test-all lint format train sweep report bench bench-smoke wheel clean
 
 install:
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -43,6 +43,10 @@ bench:
 bench-smoke:
 	$(BIN)/python -m patchtst_hpo.bench bench=smoke
 
+# The installable package (conf/ and the sample inside); tests/test_package.py installs it into a fresh venv.
+wheel:
+	$(BIN)/pip wheel . --no-deps -w dist
+
 clean:
-	rm -rf outputs multirun .pytest_cache .ruff_cache data/processed
+	rm -rf outputs multirun .pytest_cache .ruff_cache data/processed build dist
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -46,7 +46,7 @@ from patchtst_hpo.models.arch_grid import (
 )
 from patchtst_hpo.models.lit_module import LitPatchTST, warmup_cosine
 from patchtst_hpo.models.patchtst import PatchTST
-from patchtst_hpo.paths import REPO_DIR
+from patchtst_hpo.paths import CONF_DIR, REPO_DIR
 from patchtst_hpo.train import model_config
 
 log = logging.getLogger(__name__)
@@ -530,7 +530,7 @@ def run(bcfg: DictConfig, out: Path) -> dict[str, Any]:
     return res
 
 
-@hydra.main(config_path="../conf", config_name="bench", version_base="1.3")
+@hydra.main(config_path=str(CONF_DIR), config_name="bench", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     run(cfg, Path(HydraConfig.get().runtime.output_dir))
 

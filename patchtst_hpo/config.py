@@ -4,7 +4,11 @@ Importing this module (every entry point does) registers
 - the `arch` config group: one entry per point of the grid in `conf/grid/default.yaml`, generated here so
   the group and the grid cannot drift apart;
 - the typed schemas of the groups users edit (`patchtst_hpo/schemas.py`);
-- the `feature_count` resolver, so `data.num_features` follows the chosen feature tier.
+- the resolvers: `feature_count` (so `data.num_features` follows the chosen feature tier), `direction_mode`,
+  `project_root` (the repository in a checkout, the current folder when installed) and `data_home` (a data
+  folder, seeded with the bundled sample on first use; see `home.py`).
+
+Import-light on purpose (no torch, no Lightning): `--help` and config errors must not wait for them.
 """
 
 from __future__ import annotations
@@ -15,13 +19,28 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 from patchtst_hpo import schemas
+from patchtst_hpo.home import register_resolvers
 from patchtst_hpo.models.arch_grid import generate
-from patchtst_hpo.paths import CONF_DIR, GRID_FILE, REPO_DIR
+from patchtst_hpo.paths import CONF_DIR, GRID_FILE
+
+
+class _SharedGroup(dict):
+    """A ConfigStore group that deep copies as itself.
+
+    Hydra deep-copies its whole config repository (ConfigStore included) each time it lists a group or
+    composes (`CachingConfigRepository`); `--help` does that ~140 times, so 1,002 arch nodes cost a minute.
+    Sharing is safe: `ConfigStore.load` deep-copies the one node it returns, and nothing writes to a copy.
+    """
+
+    def __deepcopy__(self, memo: dict) -> _SharedGroup:
+        return self
 
 
 def register_arch_group() -> list[str]:
     """Add one `arch/<name>` entry per grid point to Hydra's ConfigStore; returns the names."""
     cs = ConfigStore.instance()
+    if not isinstance(cs.repo.get("arch"), _SharedGroup):
+        cs.repo["arch"] = _SharedGroup(cs.repo.get("arch", {}))
     names = []
     for arch in generate(OmegaConf.load(GRID_FILE)):
         node = {
@@ -53,11 +72,11 @@ def _direction_mode(direction: str) -> str:
 
 
 ARCH_NAMES = register_arch_group()
-schemas.register()  # schemas/<group>: the typed schemas the group YAML files name in their defaults
+- the typed schemas of the groups users edit (`patchtst_hpo/schemas.py`);
+register_resolvers()
 for _name, _fn in (
     ("feature_count", _feature_count),
     ("direction_mode", _direction_mode),
-    ("project_root", lambda: str(REPO_DIR)),
 ):
     if not OmegaConf.has_resolver(_name):
         OmegaConf.register_new_resolver(_name, _fn)

@@ -31,6 +31,7 @@ from patchtst_hpo.data import features
 from patchtst_hpo.data.datamodule import WindowDataModule
 from patchtst_hpo.errors import ConfigError, PatchTSTHPOError
 from patchtst_hpo.hpo.storage import open_storage
+from patchtst_hpo.paths import CONF_DIR
 
 log = logging.getLogger(__name__)
 
@@ -297,7 +298,7 @@ def _console_table(top: pd.DataFrame) -> str:
     return top[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}")
 
 
-@hydra.main(config_path="../conf", config_name="report", version_base="1.3")
+@hydra.main(config_path=str(CONF_DIR), config_name="report", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     try:
         report(cfg, Path(HydraConfig.get().runtime.output_dir))

@@ -11,7 +11,6 @@ import logging
 import math
 import sys
 import time
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +28,7 @@ from patchtst_hpo.atomic import write_json
 from patchtst_hpo.errors import PatchTSTHPOError
 from patchtst_hpo.models import arch_grid
 from patchtst_hpo.models.arch_grid import Arch, Dims, count_params
+from patchtst_hpo.paths import CONF_DIR
 from patchtst_hpo.validation import validate
 
 if TYPE_CHECKING:  # torch and lightning take seconds to import: train() imports them after validate()
@@ -37,9 +37,6 @@ if TYPE_CHECKING:  # torch and lightning take seconds to import: train() imports
     from patchtst_hpo.models.patchtst import PatchTSTConfig
 
 log = logging.getLogger(__name__)
-# Library noise that says nothing about the run (our LightningModule moves its own batches on purpose).
-warnings.filterwarnings("ignore", message="You have overridden `transfer_batch_to_device`")
-warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\)")
 
 
 def model_config(cfg: DictConfig, arch: Arch, dims: Dims) -> PatchTSTConfig:
@@ -178,7 +175,7 @@ def _diverged(cfg: DictConfig, result: dict[str, Any]) -> str:
     return reason
 
 
-@hydra.main(config_path="../conf", config_name="train", version_base="1.3")
+@hydra.main(config_path=str(CONF_DIR), config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> float | list[float]:
     """The objective for the sweeper (one value per metric in multi-objective sweeps).
 

@@ -349,9 +349,7 @@ def validate(cfg: DictConfig) -> tuple[Arch, Dims]:
     Returns the run's architecture and data dims, computed once for the caller.
     """
     if cfg.arch.name == "auto" or OmegaConf.is_missing(cfg.arch, "d_model"):
-        raise ConfigError(
-            "arch is not set: pick one with arch=NAME (see python -m patchtst_hpo.models.arch_grid)"
-        )
+        raise ConfigError("arch is not set: pick one with arch=NAME (see python -m patchtst_hpo.candidates)")
     for check in CHEAP_CHECKS:
         check(cfg)
     arch = arch_from_cfg(cfg)
@@ -362,7 +360,7 @@ def validate(cfg: DictConfig) -> tuple[Arch, Dims]:
         t, tol = int(cfg.budget.target), float(cfg.budget.tolerance)
         raise ConfigError(
             f"arch={arch.name} has {n:,} parameters, outside budget={cfg.budget.name} ({t:,} ± {tol:.0%}) for "
-            f"these data dims; pick a candidate (python -m patchtst_hpo.models.arch_grid budget={cfg.budget.name})"
+            f"these data dims; pick a candidate (python -m patchtst_hpo.candidates budget={cfg.budget.name})"
             f" or another budget"
         )
     from patchtst_hpo.devices import check_memory  # imports torch: after every cheap check

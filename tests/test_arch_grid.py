@@ -38,7 +38,10 @@ def test_default_data_dims_match_composed_config(cfg_factory):
 
 
 @pytest.mark.parametrize(
-    "dims", [DEFAULT_DIMS, *OTHER_DIMS], ids=lambda d: f"F{d.num_features}_C{d.context_length}"
+    "dims",
+    # the default dims always; the other shapes (~10 s each on 2 cores) with `make test-all`
+    [DEFAULT_DIMS, *(pytest.param(d, marks=pytest.mark.slow) for d in OTHER_DIMS)],
+    ids=lambda d: f"F{d.num_features}_C{d.context_length}",
 )
 def test_formula_equals_meta_model_for_every_candidate(cfg_factory, dims):
     checked = 0
@@ -105,16 +108,33 @@ def test_empty_budget_names_three_nearest(cfg_factory):
 
 
 def test_unknown_budget_lists_known_ones():
-    r = run_cli(["-m", "patchtst_hpo.models.arch_grid", "budget=3M"])
+    r = run_cli(["-m", "patchtst_hpo.candidates", "budget=3M"])
     assert r.returncode != 0
     for b in BUDGETS:
         assert b in r.stderr
 
 
 def test_cli_prints_table():
-    r = run_cli(["-m", "patchtst_hpo.models.arch_grid", "budget=tiny", "data.context_length=80"])
+    r = run_cli(["-m", "patchtst_hpo.candidates", "budget=tiny", "data.context_length=80"])
     assert r.returncode == 0, r.stderr
     assert "d64_l2_h4_f256" in r.stdout and "context_length=80" in r.stdout
     row = next(line for line in r.stdout.splitlines() if line.startswith("d64_l2_h4_f256 "))
     dims = Dims(25, 80, 10, 5, 1)
     assert f"{count_params(Arch(64, 2, 4, 256), dims):,}" in row
+
+
+@pytest.mark.parametrize("arch", [Arch(64, 2, 4, 256), Arch(1024, 24, 16, 4096)])
+def test_arch_name_round_trips(arch):
+    assert Arch.from_name(arch.name) == arch
+
+
+@pytest.mark.parametrize("bad", ["d64_l2_h4", "d64_l2_h4_f256_x", "auto", "D64_l2_h4_f256"])
+def test_arch_from_bad_name_says_the_format(bad):
+    with pytest.raises(ConfigError, match="d<d_model>_l<layers>"):
+        Arch.from_name(bad)
+
+
+def test_model_config_is_its_arch_and_dims():
+    cfg = model_config(Arch(64, 2, 4, 256), DEFAULT_DIMS, dropout=0.1)
+    assert isinstance(cfg, Arch) and isinstance(cfg, Dims) and cfg.num_patches == DEFAULT_DIMS.num_patches
+    assert count_params(cfg, cfg) == count_params(Arch(64, 2, 4, 256), DEFAULT_DIMS)

@@ -1,6 +1,5 @@
 import json
 import logging
-import time
 
 import numpy as np
 import pandas as pd
@@ -259,11 +258,9 @@ def test_walk_forward_folds():
         walk_forward(300, folds=3, val_rows=100, test_rows=100, min_train_rows=200)
 
 
-def test_sample_builds_fast_and_records_provenance(data_dir, tmp_path):
-    t0 = time.perf_counter()
+def test_sample_build_records_provenance(data_dir, tmp_path):
     e, status = processed.build(data_dir, "SPX.OHLCV.daily", "a25", "VIX.close.daily")
-    seconds = time.perf_counter() - t0
-    assert status == "built" and seconds < 10
+    assert status == "built"
     assert e["rows"] > 1000 and len(e["features"]) == 29 and e["first_date"] >= "2014-01-01"
     assert {i["name"] for i in e["inputs"]} == {"SPX.OHLCV.daily", "VIX.close.daily"}
     again, status = processed.build(data_dir, "SPX.OHLCV.daily", "a25", "VIX.close.daily")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import optuna
 import pandas as pd
 
 from patchtst_hpo.hpo.storage import open_storage
+from patchtst_hpo.models.arch_grid import Arch
 
 COLUMNS = [
     "study",
@@ -38,13 +40,6 @@ def study_names(storage_url: str, prefix: str) -> list[str]:
     return sorted(n for n in names if n == prefix or n.startswith(prefix + "."))
 
 
-def _arch_fields(name: str | None) -> dict:
-    if not name:
-        return {}
-    d, layers, heads, ff = (int(part[1:]) for part in name.split("_"))
-    return {"d_model": d, "n_layers": layers, "n_heads": heads, "d_ff": ff}
-
-
 def _run_metrics(run_dir: str | None) -> dict:
     path = Path(run_dir or "") / "metrics.json"
     return json.loads(path.read_text()) if run_dir and path.exists() else {}
@@ -70,7 +65,7 @@ def trials_table(storage_url: str, names: list[str]) -> pd.DataFrame:
                 "value": t.value,
                 "arch": arch,
                 "params": t.user_attrs.get("params", attrs.get("arch_params", {}).get(arch)),
-                **_arch_fields(arch),
+                **(asdict(Arch.from_name(arch)) if arch else {}),
                 "epochs": m.get("epochs", t.user_attrs.get("epochs")),
                 "best_epoch": m.get("best_epoch"),
                 "wall_seconds": (t.datetime_complete - t.datetime_start).total_seconds()

@@ -19,7 +19,6 @@ import numpy as np
 from patchtst_hpo.errors import PatchTSTHPOError
 from patchtst_hpo.hpo.search_space import override
 from patchtst_hpo.hpo.stored import validate_stored_overrides
-from patchtst_hpo.paths import REPO_DIR
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +62,8 @@ def run(overrides: list[str], seeds: list[int], epochs: int, out_dir: Path, extr
     if todo:
         log.info("confirming %s with seeds %s (%d epochs on train+val)", out_dir.name, todo, epochs)
         # The runs' own logs stream through (epochs as they finish) and stay in <seed dir>/train.log.
-        r = subprocess.run(command(overrides, todo, epochs, out_dir, extra), cwd=REPO_DIR)
+        # In the caller's folder (not the package's): installed, that folder is where runs read and write.
+        r = subprocess.run(command(overrides, todo, epochs, out_dir, extra))
         if r.returncode != 0:
             raise PatchTSTHPOError(
                 f"confirmation run in {out_dir} failed (exit {r.returncode}); its log is in "

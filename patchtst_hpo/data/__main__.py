@@ -10,7 +10,8 @@ from pathlib import Path
 from patchtst_hpo.data import ingest as ingest_mod
 from patchtst_hpo.data import processed
 from patchtst_hpo.errors import PatchTSTHPOError
-from patchtst_hpo.paths import CONF_DIR, REPO_DIR
+from patchtst_hpo.home import default_data_dir
+from patchtst_hpo.paths import CONF_DIR
 
 
 def _data_defaults() -> dict:
@@ -24,7 +25,10 @@ def _data_defaults() -> dict:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m patchtst_hpo.data", description=__doc__)
     p.add_argument(
-        "--root", type=Path, default=REPO_DIR / "data", help="data root holding raw/ and processed/"
+        "--root",
+        type=Path,
+        default=default_data_dir(),
+        help="data root holding raw/ and processed/ (default: conf/paths data_dir)",
     )
     sub = p.add_subparsers(dest="cmd", required=True)
     i = sub.add_parser("ingest", help="register a CSV/parquet file as a raw dataset version")

@@ -4,14 +4,16 @@ Counts come from a closed formula that mirrors `patchtst.PatchTST` parameter by 
 models built on the `meta` device, which allocates nothing). They depend on the data dims, so every
 caller passes the dims of the composed config (`dims_from_cfg`), never hard-coded ones.
 
-CLI: `python -m patchtst_hpo.models.arch_grid budget=2M [data=... any override]` prints a budget's candidates.
+`Arch` and `Dims` are the two halves of a model's shape; `PatchTSTConfig` extends both (one definition
+of every field and of `num_patches`) and is what `patchtst.PatchTST` is built from. This module imports no torch and no Hydra app code: the
+candidates CLI (`python -m patchtst_hpo.candidates`) sits on top of it.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-import sys
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -37,6 +39,9 @@ class Dims:
         return (self.context_length - self.patch_len) // self.stride + 1
 
 
+_NAME = re.compile(r"d(\d+)_l(\d+)_h(\d+)_f(\d+)")
+
+
 @dataclass(frozen=True, order=True)
 class Arch:
     """One point of the grid; `name` (e.g. `d256_l4_h8_f1024`) is its key in the `arch` config group."""
@@ -50,12 +55,31 @@ class Arch:
     def name(self) -> str:
         return f"d{self.d_model}_l{self.n_layers}_h{self.n_heads}_f{self.d_ff}"
 
+    @classmethod
+    def from_name(cls, name: str) -> Arch:
+        """The inverse of `name` (e.g. for a study's `arch` parameter)."""
+        m = _NAME.fullmatch(name)
+        if not m:
+            raise ConfigError(f"arch name {name!r} is not d<d_model>_l<layers>_h<heads>_f<d_ff>")
+        return cls(*(int(g) for g in m.groups()))
+
     def check(self) -> None:
         if self.d_model % self.n_heads:
             raise ConfigError(
                 f"arch {self.name}: n_heads={self.n_heads} does not divide d_model={self.d_model}; "
                 f"pick n_heads from the divisors of {self.d_model}"
             )
+
+
+@dataclass(frozen=True)
+class PatchTSTConfig(Dims, Arch):
+    """Everything that fixes a PatchTST classifier: its grid point (`Arch`), the data dims (`Dims`, which
+    owns `num_patches`) and the dropouts. Being both, it can be passed to `count_params` as is.
+    Defined here, not beside the torch model, so the grid and every config check stay torch-free."""
+
+    dropout: float = 0.0
+    attn_dropout: float = 0.0
+    head_dropout: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -134,21 +158,9 @@ def extremes(cands: Sequence[Candidate]) -> list[Candidate]:
     return out
 
 
-def model_config(arch: Arch, dims: Dims, **regularisation: float):
-    """The PatchTST config of one grid point for these data dims (dropouts default to the model's).
-
-    torch is imported here, not at module level: the grid and its CLI stay import-light.
-    """
-    from patchtst_hpo.models.patchtst import PatchTSTConfig
-
-    return PatchTSTConfig(
-        **vars(dims),
-        d_model=arch.d_model,
-        n_layers=arch.n_layers,
-        n_heads=arch.n_heads,
-        d_ff=arch.d_ff,
-        **regularisation,
-    )
+def model_config(arch: Arch, dims: Dims, **regularisation: float) -> PatchTSTConfig:
+    """The PatchTST config of one grid point for these data dims (dropouts default to the model's)."""
+    return PatchTSTConfig(**vars(arch), **vars(dims), **regularisation)
 
 
 def dims_from_cfg(cfg: DictConfig) -> Dims:
@@ -174,36 +186,3 @@ def arch_from_cfg(cfg: DictConfig) -> Arch:
 def budget_candidates(cfg: DictConfig) -> list[Candidate]:
     """Candidates of the composed config's budget for its grid and data."""
     return candidates(cfg.grid, cfg.budget, dims_from_cfg(cfg))
-
-
-def format_table(cands: Sequence[Candidate]) -> str:
-    head = f"{'name':<22}{'d_model':>8}{'layers':>7}{'heads':>6}{'d_ff':>6}{'params':>15}{'vs target':>10}"
-    rows = [
-        f"{c.arch.name:<22}{c.arch.d_model:>8}{c.arch.n_layers:>7}{c.arch.n_heads:>6}{c.arch.d_ff:>6}"
-        f"{c.params:>15,}{c.deviation:>+10.1%}"
-        for c in cands
-    ]
-    return "\n".join([head, *rows])
-
-
-def main(argv: Sequence[str]) -> int:
-    from patchtst_hpo.config import compose
-
-    try:
-        cfg = compose("train", list(argv))
-        cands = budget_candidates(cfg)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    dims = dims_from_cfg(cfg)
-    print(
-        f"budget {cfg.budget.name}: target {int(cfg.budget.target):,} ± {float(cfg.budget.tolerance):.0%}, "
-        f"{len(cands)} candidates for {dims}"
-    )
-    print(format_table(cands))
-    print("extremes (enqueued first): " + ", ".join(c.arch.name for c in extremes(cands)))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict
 
@@ -13,6 +14,14 @@ from torch.optim.lr_scheduler import LambdaLR
 
 from patchtst_hpo import metrics
 from patchtst_hpo.models.patchtst import EncoderLayer, PatchTST, PatchTSTConfig
+
+# Library noise that says nothing about the run. Filtered here, in the module every process that trains
+# imports (joblib/submitit workers unpickle LitPatchTST, not the entry point's module-level code):
+# our LightningModule moves its own batches on purpose, and batches come from one in-memory tensor, so
+# Lightning's advice to add DataLoader workers does not apply (data.num_workers).
+warnings.filterwarnings("ignore", message="You have overridden `transfer_batch_to_device`")
+warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\)")
+warnings.filterwarnings("ignore", message=".*does not have many workers which may be a bottleneck")
 
 
 def warmup_cosine(

@@ -8,35 +8,11 @@ GPU, a fused kernel on CPU). `arch_grid.count_params` must mirror every paramete
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-@dataclass(frozen=True)
-class PatchTSTConfig:
-    """Everything that fixes the shape (and so the parameter count) of a PatchTST classifier."""
-
-    num_features: int
-    context_length: int
-    patch_len: int
-    stride: int
-    num_classes: int
-    d_model: int
-    n_layers: int
-    n_heads: int
-    d_ff: int
-    dropout: float = 0.0
-    attn_dropout: float = 0.0
-    head_dropout: float = 0.0
-    revin: bool = False
-    revin_affine: bool = True
-
-    @property
-    def num_patches(self) -> int:
-        return (self.context_length - self.patch_len) // self.stride + 1
+from patchtst_hpo.models.arch_grid import PatchTSTConfig  # the config (torch-free) lives with the grid
 
 
 class RevIN(nn.Module):
