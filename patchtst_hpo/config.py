@@ -72,7 +72,7 @@ def _direction_mode(direction: str) -> str:
 
 
 ARCH_NAMES = register_arch_group()
-- the typed schemas of the groups users edit (`patchtst_hpo/schemas.py`);
+schemas.register()  # schemas/<group>: the typed schemas the group YAML files name in their defaults
 register_resolvers()
 for _name, _fn in (
     ("feature_count", _feature_count),
