@@ -3,7 +3,8 @@
 Importing this module (every entry point does) registers
 - the `arch` config group: one entry per point of the grid in `conf/grid/default.yaml`, generated here so
   the group and the grid cannot drift apart;
-- the `feature_count` resolver, so `data.num_features` follows the chosen feature tier.
+- the `feature_count` resolver, so `data.num_features` follows the chosen feature tier;
+- the `if_trial` resolver, so the checkpoint policy follows whether the run is a sweep trial.
 """
 
 from __future__ import annotations
@@ -50,10 +51,16 @@ def _direction_mode(direction: str) -> str:
     return modes[direction]
 
 
+def _if_trial(trial_number: object, in_trial: object, otherwise: object) -> object:
+    """`${if_trial:${trial.number},A,B}`: A in a sweep trial (the sweeper sets trial.number), else B."""
+    return otherwise if trial_number is None else in_trial
+
+
 ARCH_NAMES = register_arch_group()
 for _name, _fn in (
     ("feature_count", _feature_count),
     ("direction_mode", _direction_mode),
+    ("if_trial", _if_trial),
     ("project_root", lambda: str(REPO_DIR)),
 ):
     if not OmegaConf.has_resolver(_name):

@@ -64,6 +64,8 @@ class LitPatchTST(L.LightningModule):
         self._outputs: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {"val": [], "test": []}
         self.results: dict[str, dict[str, float]] = {}
         self.predictions: dict[str, tuple] = {}  # split -> (labels, probabilities) of the last epoch
+        self.samples_seen = 0  # training samples of finished epochs (this rank), kept across a resume
+        self._train_sum: list = [torch.zeros(()), 0]  # (loss sum, samples) of the running epoch
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -90,10 +92,18 @@ class LitPatchTST(L.LightningModule):
         x, y = batch
         return x.to(device, non_blocking=True), y.to(device, non_blocking=True)
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # Lightning saves before this module's on_train_epoch_end: count the running epoch's samples too.
+        checkpoint["samples_seen"] = self.samples_seen + self._train_sum[1]
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.samples_seen = int(checkpoint.get("samples_seen", 0))
+
     def training_step(self, batch, batch_idx):
         x, y = batch
         loss = self._loss(self(x), y)
-        # Summed here and logged once per epoch: a per-step self.log costs more than a tiny model's step.
+        # Summed on the device and logged once per epoch: no host sync per step (no .item(), no float()), and
+        # a per-step self.log costs more than a tiny model's step.
         self._train_sum[0].add_(loss.detach() * len(y))  # in place: no Module.__setattr__ per step
         self._train_sum[1] += len(y)
         return loss
@@ -102,6 +112,7 @@ class LitPatchTST(L.LightningModule):
         self._train_sum = [torch.zeros((), device=self.device), 0]
 
     def on_train_epoch_end(self) -> None:
+        self.samples_seen += self._train_sum[1]
         if self._train_sum[1]:
             self.log("train/loss", self._train_sum[0] / self._train_sum[1], prog_bar=True)
 
