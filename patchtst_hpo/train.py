@@ -30,8 +30,8 @@ from omegaconf.errors import OmegaConfBaseException
 
 from patchtst_hpo import config as _config  # noqa: F401  (registers the arch group and resolvers)
 from patchtst_hpo.atomic import write_json
-from patchtst_hpo.devices import data_to_device
 from patchtst_hpo.data.datamodule import WindowDataModule
+from patchtst_hpo.devices import data_to_device
 from patchtst_hpo.errors import PatchTSTHPOError
 from patchtst_hpo.models import arch_grid
 from patchtst_hpo.models.arch_grid import Arch, Dims, count_params, train_flops
