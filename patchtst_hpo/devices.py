@@ -130,7 +130,11 @@ def data_to_device(datasets: dict, device: torch.device, max_fraction: float = 0
     need = sum(t.numel() * t.element_size() for t in tensors.values())
     have = torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else None
     if have is not None and need > max_fraction * have:
-        log.info("data stays on the host: %.1f GiB is over %.0f%% of free device memory", need / 2**30, 100 * max_fraction)
+        log.info(
+            "data stays on the host: %.1f GiB is over %.0f%% of free device memory",
+            need / 2**30,
+            100 * max_fraction,
+        )
         return False
     moved = {k: t.to(device) for k, t in tensors.items()}
     for ds in datasets.values():

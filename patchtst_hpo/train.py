@@ -144,11 +144,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     t_fit = time.perf_counter()
     trainer.fit(lit, datamodule=dm, ckpt_path=cfg.ckpt_path)
     fit_seconds = time.perf_counter() - t_fit  # the training loop alone (set-up is wall - fit)
+    samples_seen = lit.samples_seen * int(trainer.world_size)  # DDP shards are padded to equal sizes
     ckpt = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
     trainer.validate(lit, datamodule=dm, ckpt_path=ckpt, verbose=False)
     if cfg.test:
         trainer.test(lit, datamodule=dm, ckpt_path=ckpt, verbose=False)
-    samples_seen = lit.samples_seen * int(trainer.world_size)  # DDP shards are padded to equal sizes
     split, _, name = cfg.objective.metric.partition("/")
     objective = float(lit.results[split][name])
     result = {

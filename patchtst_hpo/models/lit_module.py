@@ -9,6 +9,7 @@ from dataclasses import asdict
 import lightning as L
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.trainer.states import TrainerFn
 from torch.optim.lr_scheduler import LambdaLR
 
 from patchtst_hpo import metrics
@@ -64,8 +65,8 @@ class LitPatchTST(L.LightningModule):
         self._outputs: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {"val": [], "test": []}
         self.results: dict[str, dict[str, float]] = {}
         self.predictions: dict[str, tuple] = {}  # split -> (labels, probabilities) of the last epoch
-        self.samples_seen = 0  # training samples of finished epochs (this rank), kept across a resume
-        self._train_sum: list = [torch.zeros(()), 0]  # (loss sum, samples) of the running epoch
+        # Training samples over the run (this rank), kept across a resume; a list, so no setattr per step.
+        self._seen = [0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -92,12 +93,16 @@ class LitPatchTST(L.LightningModule):
         x, y = batch
         return x.to(device, non_blocking=True), y.to(device, non_blocking=True)
 
+    @property
+    def samples_seen(self) -> int:
+        return self._seen[0]
+
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        # Lightning saves before this module's on_train_epoch_end: count the running epoch's samples too.
-        checkpoint["samples_seen"] = self.samples_seen + self._train_sum[1]
+        checkpoint["samples_seen"] = self._seen[0]
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self.samples_seen = int(checkpoint.get("samples_seen", 0))
+        if self._trainer is not None and self.trainer.state.fn == TrainerFn.FITTING:  # a resume, not an eval
+            self._seen[0] = int(checkpoint.get("samples_seen", 0))
 
     def training_step(self, batch, batch_idx):
         x, y = batch
@@ -106,13 +111,13 @@ class LitPatchTST(L.LightningModule):
         # a per-step self.log costs more than a tiny model's step.
         self._train_sum[0].add_(loss.detach() * len(y))  # in place: no Module.__setattr__ per step
         self._train_sum[1] += len(y)
+        self._seen[0] += len(y)
         return loss
 
     def on_train_epoch_start(self) -> None:
         self._train_sum = [torch.zeros((), device=self.device), 0]
 
     def on_train_epoch_end(self) -> None:
-        self.samples_seen += self._train_sum[1]
         if self._train_sum[1]:
             self.log("train/loss", self._train_sum[0] / self._train_sum[1], prog_bar=True)
 
