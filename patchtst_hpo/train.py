@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import sys
 import time
 import warnings
@@ -170,6 +171,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "best_checkpoint": ckpt,
         "wall_seconds": round(time.perf_counter() - t0, 2),
         "fit_seconds": round(fit_seconds, 2),
+        # process start (interpreter launch) to the first training step: imports, Hydra, data, model, set-up
+        "startup_seconds": _since_process_start(lit.train_started_at),
         "compiled": bool(cfg.trainer.compile),
         "samples_seen": samples_seen,
         "tokens_seen": samples_seen * dims.num_patches,
@@ -192,6 +195,21 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         result["wall_seconds"],
     )
     return result
+
+
+def _since_process_start(t: float | None) -> float | None:
+    """Seconds from this process's start to wall-clock time `t` (Linux /proc, 1 s resolution; else None).
+
+    In a sweep every trial runs in the sweep's process, so there it is the time since the sweep started.
+    """
+    if t is None:
+        return None
+    try:
+        stat = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        boot = next(int(line.split()[1]) for line in open("/proc/stat") if line.startswith("btime"))
+    except (OSError, StopIteration, IndexError, ValueError):
+        return None
+    return round(t - (boot + int(stat[19]) / os.sysconf("SC_CLK_TCK")), 2)
 
 
 def _best_epoch(ckpt: str | None) -> int | None:

@@ -52,7 +52,11 @@ def run(bcfg: DictConfig, out: Path) -> dict[str, Any]:
         res["trial_overhead"] = sections.trial_overhead_section(bcfg, data_dir)
     if "param_accounting" in chosen:
         res["param_accounting_2b"] = sections.param_accounting_section(bcfg)
-    res["gpu"] = sections.gpu_section(bcfg, data_dir) if "gpu" in chosen else {"skipped": "not selected"}
+    res["gpu"] = (
+        sections.gpu_section(bcfg, data_dir, out / "gpu_partial.json")
+        if "gpu" in chosen
+        else {"skipped": "not selected"}
+    )
     res.setdefault("training", [])
     for key in OPTIONAL:
         res.setdefault(key, {"skipped": "not selected (bench.sections)"})

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from patchtst_hpo.atomic import write_json
 from patchtst_hpo.bench.loops import (
     Timing,
     cycle,
@@ -299,11 +300,12 @@ def param_accounting_section(bcfg: DictConfig) -> dict:
     }
 
 
-def gpu_section(bcfg: DictConfig, data_dir: str) -> dict:
+def gpu_section(bcfg: DictConfig, data_dir: str, partial: Path | None = None) -> dict:
     """GPU: plain loop and our path side by side (same model, batch, bf16 autocast, data on the device).
 
     MFU is against a big bf16 matmul timed in the same run. Our path's set-up (trainer + model build to the
     first step) is reported apart from its steady state; process start-up is timed by scripts/gpu_check.sh.
+    After each row the results so far go to `partial` (a time limit may stop the section before it ends).
     """
     if not torch.cuda.is_available():
         return {"skipped": "no CUDA device on this machine"}
@@ -368,6 +370,8 @@ def gpu_section(bcfg: DictConfig, data_dir: str) -> dict:
         row["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
         torch.cuda.reset_peak_memory_stats()
         out["rows"].append(row)
+        if partial is not None:
+            write_json(partial, out)
     return out
 
 

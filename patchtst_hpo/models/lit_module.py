@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from dataclasses import asdict
 
@@ -65,6 +66,7 @@ class LitPatchTST(L.LightningModule):
         self._outputs: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {"val": [], "test": []}
         self.results: dict[str, dict[str, float]] = {}
         self.predictions: dict[str, tuple] = {}  # split -> (labels, probabilities) of the last epoch
+        self.train_started_at: float | None = None
         # Training samples over the run (this rank), kept across a resume; a list, so no setattr per step.
         self._seen = [0]
 
@@ -166,6 +168,9 @@ class LitPatchTST(L.LightningModule):
 
     def on_fit_start(self) -> None:
         self._params = [p for p in self.parameters() if p.requires_grad]  # walked once, not every step
+
+    def on_train_start(self) -> None:
+        self.train_started_at = time.time()  # wall clock: set-up ends, the first step begins
 
     def configure_optimizers(self):
         decay = [p for n, p in self.named_parameters() if p.dim() >= 2 and "pos_embed" not in n]
