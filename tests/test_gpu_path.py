@@ -222,3 +222,41 @@ def test_model_config_is_the_grid_one(cfg_factory):
     cfg = cfg_factory("budget=tiny")
     mc = model_config(cfg, arch_from_cfg(cfg), dims_from_cfg(cfg))
     assert mc.num_patches == 11 and mc.d_model == 64
+
+
+def test_gpu_check_script_parses_and_is_shellcheck_clean():
+    import shutil
+    import subprocess
+
+    from patchtst_hpo.paths import REPO_DIR
+
+    script = REPO_DIR / "scripts" / "gpu_check.sh"
+    assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
+    if shutil.which("shellcheck") is None:
+        pytest.skip("shellcheck is not installed (apt-get install shellcheck)")
+    r = subprocess.run(["shellcheck", str(script)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout
+
+
+@pytest.mark.slow
+def test_gpu_check_script_cpu_mode_prints_the_table(tmp_path, data_dir):
+    # GPU_CHECK_CPU=1: tiny CPU versions of every step; checks the plumbing and the table, not the speed.
+    import os
+    import subprocess
+    import sys
+
+    from patchtst_hpo.paths import REPO_DIR
+
+    env = {**os.environ, "GPU_CHECK_CPU": "1", "PYTHON": sys.executable, "GPU_CHECK_SECONDS": "900"}
+    r = subprocess.run(
+        ["bash", "scripts/gpu_check.sh", str(tmp_path / "gc"), f"paths.data_dir={data_dir}"],
+        cwd=REPO_DIR,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=1200,
+    )
+    check(r)
+    table = (tmp_path / "gc" / "table.md").read_text()
+    assert "| 2B 1 epoch: process start to metrics.json s (ok) |" in table
+    assert "200M sweep: checkpoint bytes per trial" in table
