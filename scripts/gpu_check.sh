@@ -12,6 +12,7 @@
 # On the GPU machine, from the repo root (wheels from ../shared/gpu/fetch-wheels.sh in .whl/):
 #   bash scripts/gpu_check.sh [OUT_DIR [OVERRIDE...]]   # logs and JSON in OUT_DIR (default
 #                                                      # outputs/gpu_check/<time>); overrides go to every step
+# Checkpoints are deleted at the end (their sizes are in metrics.json) unless GPU_CHECK_KEEP_CKPT=1.
 # GPU_CHECK_CPU=1 runs tiny CPU versions of every step (the script's own test; figures are meaningless).
 set -uo pipefail
 
@@ -176,4 +177,6 @@ with open(out / "table.md", "w") as f:
     f.write(f"GPU check: {card}, torch {torch.__version__}\n\n| figure | value | target |\n|---|---|---|\n")
     f.writelines(f"| {n} | {v} | {t} |\n" for n, v, t in figures)
 EOF
+# Checkpoints (GBs at 200M/2B) are measured in metrics.json (checkpoint_bytes); keep them only when asked.
+[[ ${GPU_CHECK_KEEP_CKPT:-0} == 1 ]] || find "$OUT" -name '*.ckpt' -delete
 echo "logs and JSON: $OUT (total $((SECONDS - START)) s)"
