@@ -65,3 +65,33 @@ def test_param_accounting_flags_a_wrong_count(cfg_factory):
     assert ok == []
     wrong, _ = param_accounting(cands, dims, count=lambda a, d: count_params(a, d) + (a == cands[1].arch))
     assert wrong == [{"arch": cands[1].arch.name, "counted": cands[1].params + 1, "built": cands[1].params}]
+
+
+@pytest.mark.slow
+def test_gpu_section_code_runs_on_cpu(data_dir, tmp_path):
+    # The GPU rows' code (plain loop vs our path through build_trainer/build_model, MFU, partial results)
+    # run on CPU with the cpu trainer: a plumbing check of what only a lent GPU measures for real.
+    from patchtst_hpo.bench.sections import gpu_section
+    from patchtst_hpo.config import compose
+
+    bcfg = compose(
+        "bench",
+        [
+            "bench=smoke",
+            "gpu_device=cpu",
+            "gpu_trainer=cpu",
+            "gpu_budgets=[tiny]",
+            "gpu_compile_budgets=[]",
+            "gpu_batch_size=64",
+            "gpu_matmul_n=128",
+            "steps=3",
+            "warmup=2",
+        ],
+    )
+    out = gpu_section(bcfg, str(data_dir), tmp_path / "partial.json")
+    row = out["rows"][0]
+    assert row["budget"] == "tiny" and row["batch_size"] == 64
+    assert row["plain_eager"]["timed_batches"] == row["ours_eager"]["timed_batches"] == 3
+    assert row["ours_eager"]["samples_per_s"] > 0 and row["ours_vs_plain_eager"] > 0
+    assert row["ours_eager"]["setup_to_first_step_seconds"] > 0
+    assert json.loads((tmp_path / "partial.json").read_text())["rows"][0]["budget"] == "tiny"

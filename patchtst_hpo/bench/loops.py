@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import statistics
+import tempfile
 import time
 from collections.abc import Callable, Iterable
 from contextlib import nullcontext
@@ -64,7 +65,8 @@ def cycle(loader_fn: Callable[[], Iterable], n: int) -> Iterable:
 
 
 def plain_step(cfg: DictConfig, device: str = "cpu", compiled: bool = False) -> Callable:
-    """One hand-written training step: forward (bf16 autocast on a GPU), BCE, backward, clip, AdamW, schedule."""
+    """One hand-written training step: forward (bf16 autocast if the trainer's precision is bf16-mixed), BCE,
+    backward, clip to norm 1, the configured AdamW, warmup-cosine schedule."""
     torch.manual_seed(0)
     with torch.device(device):
         model = PatchTST(model_config(cfg, arch_from_cfg(cfg), dims_from_cfg(cfg)))
@@ -72,7 +74,8 @@ def plain_step(cfg: DictConfig, device: str = "cpu", compiled: bool = False) -> 
     opt = instantiate(cfg.optimizer)(model.parameters())
     sched = warmup_cosine(opt, 1000, 0.05, 0.1)
     params = list(model.parameters())
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else nullcontext()
+    bf16 = str(cfg.trainer.precision) == "bf16-mixed"  # the same precision as the trainer config
+    autocast = torch.autocast(torch.device(device).type, dtype=torch.bfloat16) if bf16 else nullcontext()
     model.train()
 
     def step(x: torch.Tensor, y: torch.Tensor) -> None:
@@ -152,10 +155,15 @@ def lightning_loop(cfg: DictConfig, dm, steps: int, warmup: int) -> float:
     return timer.timing().rate
 
 
-def our_path_gpu(cfg: DictConfig, dm, steps: int, warmup: int) -> tuple[Timing, float]:
-    """Our real app's objects on the GPU (build_trainer, build_model, data on device), timed by a callback.
+def sync_fn(device: str) -> Callable[[], None] | None:
+    """What waits for a device's queued work (None on CPU, where work is synchronous)."""
+    return torch.cuda.synchronize if torch.device(device).type == "cuda" else None
 
-    `cfg` is a composed train config with trainer=gpu. Returns the steady-state timing and the seconds from
+
+def our_path(cfg: DictConfig, dm, steps: int, warmup: int) -> tuple[Timing, float]:
+    """Our real app's objects (build_trainer, build_model, data on device, Trainer.fit), timed by a callback.
+
+    `cfg` is a composed train config (trainer=gpu on a GPU). Returns the steady-state timing and the seconds from
     building the trainer to the first step's start (model build, Lightning set-up, first-step work).
     """
     from omegaconf import open_dict
@@ -164,28 +172,28 @@ def our_path_gpu(cfg: DictConfig, dm, steps: int, warmup: int) -> tuple[Timing, 
     from patchtst_hpo.train import build_model, build_trainer
 
     torch.manual_seed(0)
-    with open_dict(cfg):
+    with open_dict(cfg), tempfile.TemporaryDirectory() as tmp:
         cfg.trainer.max_epochs, cfg.trainer.max_steps = -1, warmup + steps
         cfg.trainer.limit_val_batches, cfg.trainer.enable_progress_bar = 0, False
         cfg.trainer.enable_checkpointing = (
             False  # steady state; gpu_check.sh times real runs with checkpoints
         )
+        cfg.trainer.default_root_dir = tmp  # nothing is written there (no logger, no checkpoints)
         cfg.callbacks, cfg.logger = {}, {}
-    sync = torch.cuda.synchronize
-    timer = StepTimer(warmup, sync)
-    t = time.perf_counter()
-    trainer = build_trainer(cfg)
-    trainer.callbacks.append(timer)
-    lit = build_model(cfg, arch_from_cfg(cfg), dims_from_cfg(cfg), trainer)
-    data_to_device(dm.datasets, trainer.strategy.root_device)
-    trainer.fit(lit, datamodule=dm)
+        t = time.perf_counter()
+        trainer = build_trainer(cfg)
+        timer = StepTimer(warmup, sync_fn(trainer.strategy.root_device))
+        trainer.callbacks.append(timer)
+        lit = build_model(cfg, arch_from_cfg(cfg), dims_from_cfg(cfg), trainer)
+        data_to_device(dm.datasets, trainer.strategy.root_device)
+        trainer.fit(lit, datamodule=dm)
     return timer.timing(), timer.first_step_at - t
 
 
 def matmul_rate(n: int, repeats: int, device: str = "cpu", dtype: torch.dtype = torch.float32) -> float:
     """Dense matmul FLOP/s of this device (the denominator of MFU): median of `repeats` timings of 3 matmuls."""
     a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
-    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    sync = sync_fn(device) or (lambda: None)
     torch.mm(a, b)
     rates = []
     for _ in range(repeats):

@@ -23,13 +23,16 @@ from patchtst_hpo.bench.loops import (
     Timing,
     cycle,
     lightning_loop,
-    our_path_gpu,
+    matmul_rate,
+    our_path,
     plain_loop,
     plain_step,
+    sync_fn,
     timed_loop,
 )
 from patchtst_hpo.config import compose
 from patchtst_hpo.data.datamodule import WindowDataModule
+from patchtst_hpo.devices import data_to_device
 from patchtst_hpo.models import arch_grid
 from patchtst_hpo.models.arch_grid import (
     Candidate,
@@ -307,14 +310,16 @@ def gpu_section(bcfg: DictConfig, data_dir: str, partial: Path | None = None) ->
     first step) is reported apart from its steady state; process start-up is timed by scripts/gpu_check.sh.
     After each row the results so far go to `partial` (a time limit may stop the section before it ends).
     """
-    if not torch.cuda.is_available():
+    device = str(bcfg.gpu_device)
+    if device == "cuda" and not torch.cuda.is_available():
         return {"skipped": "no CUDA device on this machine"}
-    from patchtst_hpo.bench.loops import matmul_rate
-    from patchtst_hpo.devices import data_to_device
-
-    peak = matmul_rate(int(bcfg.gpu_matmul_n), int(bcfg.repeats), "cuda", torch.bfloat16)
+    cuda = device == "cuda"
+    sync = sync_fn(device) or (lambda: None)
+    peak = matmul_rate(int(bcfg.gpu_matmul_n), int(bcfg.repeats), device, torch.bfloat16)
     out = {
-        "device": torch.cuda.get_device_name(0),
+        "device": torch.cuda.get_device_name(0)
+        if cuda
+        else f"{device} (gpu_device={device}: a plumbing check)",
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
         "matmul_tflops_bf16": peak / 1e12,
@@ -322,13 +327,13 @@ def gpu_section(bcfg: DictConfig, data_dir: str, partial: Path | None = None) ->
     }
     steps, warmup = int(bcfg.steps), int(bcfg.warmup)
     for budget in bcfg.gpu_budgets:
-        over = [f"budget={budget}", "trainer=gpu", f"paths.data_dir={data_dir}"]
+        over = [f"budget={budget}", f"trainer={bcfg.gpu_trainer}", f"paths.data_dir={data_dir}"]
         if bcfg.gpu_batch_size is not None:
             over.append(f"data.batch_size={bcfg.gpu_batch_size}")
         cfg = compose("train", over)
         arch, dims, batch = arch_from_cfg(cfg), dims_from_cfg(cfg), int(cfg.data.batch_size)
         dm = _datamodule(cfg)
-        data_to_device(dm.datasets, torch.device("cuda"))
+        data_to_device(dm.datasets, torch.device(device))
         flops = arch_grid.train_flops(arch, dims, 1)
         row = {
             "budget": budget,
@@ -342,21 +347,21 @@ def gpu_section(bcfg: DictConfig, data_dir: str, partial: Path | None = None) ->
         for c in compiled:
             tag = "compiled" if c else "eager"
             t = time.perf_counter()
-            step = plain_step(cfg, "cuda", compiled=c)
-            timing = timed_loop(
-                cycle(dm.train_dataloader, warmup + steps), step, warmup, torch.cuda.synchronize
-            )
+            step = plain_step(cfg, device, compiled=c)
+            timing = timed_loop(cycle(dm.train_dataloader, warmup + steps), step, warmup, sync)
             row[f"plain_{tag}"] = _rate_fields(timing, flops, peak)
             row[f"plain_{tag}"]["setup_and_warmup_seconds"] = time.perf_counter() - t - timing.seconds
             del step
-            torch.cuda.empty_cache()
+            if cuda:
+                torch.cuda.empty_cache()
             ccfg = compose("train", [*over, f"trainer.compile={c}"])
-            timing, setup = our_path_gpu(ccfg, dm, steps, warmup)
+            timing, setup = our_path(ccfg, dm, steps, warmup)
             row[f"ours_{tag}"] = {**_rate_fields(timing, flops, peak), "setup_to_first_step_seconds": setup}
             row[f"ours_vs_plain_{tag}"] = (
                 row[f"ours_{tag}"]["samples_per_s"] / row[f"plain_{tag}"]["samples_per_s"]
             )
-            torch.cuda.empty_cache()
+            if cuda:
+                torch.cuda.empty_cache()
             log.info(
                 "gpu %s %s %s: plain %.0f/s, ours %.0f/s (%.0f%%), MFU %.0f%%",
                 budget,
@@ -367,8 +372,9 @@ def gpu_section(bcfg: DictConfig, data_dir: str, partial: Path | None = None) ->
                 100 * row[f"ours_vs_plain_{tag}"],
                 100 * row[f"ours_{tag}"]["mfu"],
             )
-        row["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
-        torch.cuda.reset_peak_memory_stats()
+        if cuda:
+            row["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
+            torch.cuda.reset_peak_memory_stats()
         out["rows"].append(row)
         if partial is not None:
             write_json(partial, out)
