@@ -140,7 +140,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     lit = build_model(cfg, arch, dims, trainer)
     params = sum(p.numel() for p in lit.model.parameters())
     assert params == count_params(arch, dims), "arch_grid formula drifted from model"
-    if cfg.trainer.data_on_device:
+    if cfg.trainer.data_on_device and int(cfg.data.num_workers) == 0:  # loader workers cannot touch CUDA
         data_to_device(dm.datasets, trainer.strategy.root_device)
     t_fit = time.perf_counter()
     trainer.fit(lit, datamodule=dm, ckpt_path=cfg.ckpt_path)
