@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import itertools
 import json
 import logging
@@ -352,16 +353,14 @@ def gpu_section(bcfg: DictConfig, data_dir: str, partial: Path | None = None) ->
             row[f"plain_{tag}"] = _rate_fields(timing, flops, peak)
             row[f"plain_{tag}"]["setup_and_warmup_seconds"] = time.perf_counter() - t - timing.seconds
             del step
-            if cuda:
-                torch.cuda.empty_cache()
+            _release(cuda)
             ccfg = compose("train", [*over, f"trainer.compile={c}"])
             timing, setup = our_path(ccfg, dm, steps, warmup)
             row[f"ours_{tag}"] = {**_rate_fields(timing, flops, peak), "setup_to_first_step_seconds": setup}
             row[f"ours_vs_plain_{tag}"] = (
                 row[f"ours_{tag}"]["samples_per_s"] / row[f"plain_{tag}"]["samples_per_s"]
             )
-            if cuda:
-                torch.cuda.empty_cache()
+            _release(cuda)
             log.info(
                 "gpu %s %s %s: plain %.0f/s, ours %.0f/s (%.0f%%), MFU %.0f%%",
                 budget,
@@ -379,6 +378,13 @@ def gpu_section(bcfg: DictConfig, data_dir: str, partial: Path | None = None) ->
         if partial is not None:
             write_json(partial, out)
     return out
+
+
+def _release(cuda: bool) -> None:
+    """Free the last model before the next: Trainer and LightningModule reference each other (a cycle)."""
+    gc.collect()
+    if cuda:
+        torch.cuda.empty_cache()
 
 
 def _rate_fields(t: Timing, flops_per_sample: int, peak: float) -> dict:
