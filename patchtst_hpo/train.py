@@ -147,9 +147,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     fit_seconds = time.perf_counter() - t_fit  # the training loop alone (set-up is wall - fit)
     samples_seen = lit.samples_seen * int(trainer.world_size)  # DDP shards are padded to equal sizes
     ckpt = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
-    trainer.validate(lit, datamodule=dm, ckpt_path=ckpt, verbose=False)
+    best_epoch = _best_epoch(ckpt)
+    # The best checkpoint is reloaded only when it is not the last epoch: otherwise the weights in memory are
+    # the same, and reading them back costs seconds at 2B (6.4 GB) twice (validate, test).
+    evaluate = ckpt if best_epoch is not None and best_epoch != int(trainer.current_epoch) else None
+    trainer.validate(lit, datamodule=dm, ckpt_path=evaluate, verbose=False)
     if cfg.test:
-        trainer.test(lit, datamodule=dm, ckpt_path=ckpt, verbose=False)
+        trainer.test(lit, datamodule=dm, ckpt_path=evaluate, verbose=False)
     split, _, name = cfg.objective.metric.partition("/")
     objective = float(lit.results[split][name])
     result = {
@@ -167,7 +171,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "epochs": int(trainer.current_epoch),
         "steps": int(trainer.global_step),
         "world_size": int(trainer.world_size),
-        "best_epoch": _best_epoch(ckpt),
+        "best_epoch": best_epoch,
         "best_checkpoint": ckpt,
         "wall_seconds": round(time.perf_counter() - t0, 2),
         "fit_seconds": round(fit_seconds, 2),
