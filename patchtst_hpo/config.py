@@ -5,8 +5,9 @@ Importing this module (every entry point does) registers
   the group and the grid cannot drift apart;
 - the typed schemas of the groups users edit (`patchtst_hpo/schemas.py`);
 - the resolvers: `feature_count` (so `data.num_features` follows the chosen feature tier), `direction_mode`,
-  `project_root` (the repository in a checkout, the current folder when installed) and `data_home` (a data
-  folder, seeded with the bundled sample on first use; see `home.py`).
+  `project_root` (the repository in a checkout, the current folder when installed), `data_home` (a data
+  folder, seeded with the bundled sample on first use; see `home.py`) and `if_trial` (the checkpoint policy
+  follows whether the run is a sweep trial).
 
 Import-light on purpose (no torch, no Lightning): `--help` and config errors must not wait for them.
 """
@@ -71,12 +72,18 @@ def _direction_mode(direction: str) -> str:
     return modes[direction]
 
 
+def _if_trial(trial_number: object, in_trial: object, otherwise: object) -> object:
+    """`${if_trial:${trial.number},A,B}`: A in a sweep trial (the sweeper sets trial.number), else B."""
+    return otherwise if trial_number is None else in_trial
+
+
 ARCH_NAMES = register_arch_group()
 schemas.register()  # schemas/<group>: the typed schemas the group YAML files name in their defaults
 register_resolvers()
 for _name, _fn in (
     ("feature_count", _feature_count),
     ("direction_mode", _direction_mode),
+    ("if_trial", _if_trial),
 ):
     if not OmegaConf.has_resolver(_name):
         OmegaConf.register_new_resolver(_name, _fn)

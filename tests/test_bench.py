@@ -1,5 +1,12 @@
 import json
+import time
 
+import pytest
+import torch
+
+from patchtst_hpo.bench.loops import timed_loop
+from patchtst_hpo.bench.sections import param_accounting
+from patchtst_hpo.models.arch_grid import budget_candidates, count_params, dims_from_cfg
 from tests.helpers import run_cli
 
 
@@ -31,6 +38,60 @@ def test_bench_smoke_writes_results_schema(tmp_path, data_dir):
         assert row[key] > 0, key
     assert res["data"]["loader_windows_per_s"] > 0 and res["data"]["a25_build_seconds_synthetic"] > 0
     assert res["trial_overhead"]["trials"] == 2 and res["trial_overhead"]["median_overhead_seconds"] > 0
-    assert res["param_accounting_2b"]["all_exact"] and res["param_accounting_2b"]["candidates"] == 15
-    assert "skipped" in res["gpu"] or res["gpu"]["rows"]
+    acc = res["param_accounting_2b"]
+    assert acc["all_exact"] and acc["mismatches"] == [] and acc["candidates"] == 15
+    assert "skipped" in res["gpu"] or res["gpu"]["rows"][0]["ours_vs_plain_eager"] > 0
     assert (out / "results.md").read_text().startswith("# Benchmark")
+
+
+def test_timed_rates_count_exactly_the_batches_they_time():
+    # The HF comparison once counted 2 batches while timing 4: timed_loop counts and times the same ones.
+    sizes = [7, 5, 3, 11, 13, 2]
+    batches = [(torch.zeros(n, 1), torch.zeros(n)) for n in sizes]
+    seen = []
+    t = timed_loop(batches, lambda x, y: (seen.append(len(y)), time.sleep(0.01)), warmup=2)
+    assert seen == sizes  # every batch ran
+    assert t.batches == 4 and t.samples == 3 + 11 + 13 + 2
+    assert 0.035 < t.seconds < 1.0  # the 4 timed steps slept 10 ms each; the 2 warm-ups are not in the span
+    assert t.rate == t.samples / t.seconds
+    with pytest.raises(ValueError, match="warm-up"):
+        timed_loop(batches, lambda x, y: None, warmup=6)
+
+
+def test_param_accounting_flags_a_wrong_count(cfg_factory):
+    cfg = cfg_factory("budget=2M")
+    dims, cands = dims_from_cfg(cfg), budget_candidates(cfg)[:3]
+    ok, _ = param_accounting(cands, dims)
+    assert ok == []
+    wrong, _ = param_accounting(cands, dims, count=lambda a, d: count_params(a, d) + (a == cands[1].arch))
+    assert wrong == [{"arch": cands[1].arch.name, "counted": cands[1].params + 1, "built": cands[1].params}]
+
+
+@pytest.mark.slow
+def test_gpu_section_code_runs_on_cpu(data_dir, tmp_path):
+    # The GPU rows' code (plain loop vs our path through build_trainer/build_model, MFU, partial results)
+    # run on CPU with the cpu trainer: a plumbing check of what only a lent GPU measures for real.
+    from patchtst_hpo.bench.sections import gpu_section
+    from patchtst_hpo.config import compose
+
+    bcfg = compose(
+        "bench",
+        [
+            "bench=smoke",
+            "gpu_device=cpu",
+            "gpu_trainer=cpu",
+            "gpu_budgets=[tiny]",
+            "gpu_compile_budgets=[]",
+            "gpu_batch_size=64",
+            "gpu_matmul_n=128",
+            "steps=3",
+            "warmup=2",
+        ],
+    )
+    out = gpu_section(bcfg, str(data_dir), tmp_path / "partial.json")
+    row = out["rows"][0]
+    assert row["budget"] == "tiny" and row["batch_size"] == 64
+    assert row["plain_eager"]["timed_batches"] == row["ours_eager"]["timed_batches"] == 3
+    assert row["ours_eager"]["samples_per_s"] > 0 and row["ours_vs_plain_eager"] > 0
+    assert row["ours_eager"]["setup_to_first_step_seconds"] > 0
+    assert json.loads((tmp_path / "partial.json").read_text())["rows"][0]["budget"] == "tiny"

@@ -126,7 +126,7 @@ def test_model_too_large_for_memory_is_refused_before_allocating(cfg_factory):
     need, have = 1_612_027_905 * TRAIN_BYTES_PER_PARAM, available_bytes("cpu")
     if have is None or have >= need:
         pytest.skip(f"this machine could hold the 2B training state ({have} bytes free)")
-    with pytest.raises(ConfigError, match=r"needs about 24.0 GiB.*trainer=fsdp"):
+    with pytest.raises(ConfigError, match=r"needs about \d+\.\d GiB.*trainer=fsdp"):  # + activations
         validate(cfg)
     validate(cfg_factory("budget=tiny"))  # small models pass
 
@@ -142,6 +142,7 @@ def test_ddp_on_cpu_shards_the_training_windows(tmp_path, data_dir):
             "trainer.accelerator=cpu",
             "trainer.devices=2",
             "trainer.precision=32-true",
+            "data.batch_size=128",  # trainer=gpu (under ddp) sets the budget's GPU batch size
             "trainer.max_epochs=1",
             "callbacks.progress.refresh_rate=0",
             f"paths.data_dir={data_dir}",

@@ -106,6 +106,27 @@ def count_params(arch: Arch, dims: Dims) -> int:
     return patch_embed + pos_embed + arch.n_layers * layer + final_norm + head + revin
 
 
+def forward_flops(arch: Arch, dims: Dims) -> int:
+    """Matmul FLOPs of one sample's forward pass of `PatchTST`.
+
+    Convention: a matmul of [m, k] x [k, n] costs 2*m*n*k FLOPs (one multiply and one add per term). Counted:
+    patch embedding, qkv, output projection, both FFN matmuls, attention scores (Q K^T) and values (A V),
+    and the head. Not counted: biases, norms, softmax, GELU, dropout, the optimizer (elementwise work), so an
+    MFU of 100% is out of reach. Mirrors `patchtst.PatchTST.forward` as `count_params` mirrors its parameters.
+    """
+    p, d, f = dims.num_patches, arch.d_model, arch.d_ff
+    embed = 2 * p * (dims.patch_len * dims.num_features) * d
+    qkv, proj, ffn = 2 * p * d * 3 * d, 2 * p * d * d, 2 * (2 * p * d * f)
+    attention = 2 * (2 * p * p * d)  # scores [p, d/h] x [d/h, p] and values [p, p] x [p, d/h], over h heads
+    head = 2 * (d * p) * dims.num_classes
+    return embed + arch.n_layers * (qkv + proj + ffn + attention) + head
+
+
+def train_flops(arch: Arch, dims: Dims, samples: int) -> int:
+    """Matmul FLOPs of training on `samples` samples: 3x forward (backward = grads of inputs + of weights)."""
+    return 3 * forward_flops(arch, dims) * int(samples)
+
+
 def generate(space: DictConfig | dict) -> list[Arch]:
     """Every grid point; combinations whose n_heads does not divide d_model are not architectures."""
     return sorted(

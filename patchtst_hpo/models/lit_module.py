@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict
@@ -10,6 +11,7 @@ from dataclasses import asdict
 import lightning as L
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.trainer.states import TrainerFn
 from torch.optim.lr_scheduler import LambdaLR
 
 from patchtst_hpo import metrics
@@ -73,6 +75,9 @@ class LitPatchTST(L.LightningModule):
         self._outputs: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {"val": [], "test": []}
         self.results: dict[str, dict[str, float]] = {}
         self.predictions: dict[str, tuple] = {}  # split -> (labels, probabilities) of the last epoch
+        self.train_started_at: float | None = None
+        # Training samples over the run (this rank), kept across a resume; a list, so no setattr per step.
+        self._seen = [0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -99,12 +104,25 @@ class LitPatchTST(L.LightningModule):
         x, y = batch
         return x.to(device, non_blocking=True), y.to(device, non_blocking=True)
 
+    @property
+    def samples_seen(self) -> int:
+        return self._seen[0]
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["samples_seen"] = self._seen[0]
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if self._trainer is not None and self.trainer.state.fn == TrainerFn.FITTING:  # a resume, not an eval
+            self._seen[0] = int(checkpoint.get("samples_seen", 0))
+
     def training_step(self, batch, batch_idx):
         x, y = batch
         loss = self._loss(self(x), y)
-        # Summed here and logged once per epoch: a per-step self.log costs more than a tiny model's step.
+        # Summed on the device and logged once per epoch: no host sync per step (no .item(), no float()), and
+        # a per-step self.log costs more than a tiny model's step.
         self._train_sum[0].add_(loss.detach() * len(y))  # in place: no Module.__setattr__ per step
         self._train_sum[1] += len(y)
+        self._seen[0] += len(y)
         return loss
 
     def on_train_epoch_start(self) -> None:
@@ -159,6 +177,9 @@ class LitPatchTST(L.LightningModule):
 
     def on_fit_start(self) -> None:
         self._params = [p for p in self.parameters() if p.requires_grad]  # walked once, not every step
+
+    def on_train_start(self) -> None:
+        self.train_started_at = time.time()  # wall clock: set-up ends, the first step begins
 
     def configure_optimizers(self):
         decay = [p for n, p in self.named_parameters() if p.dim() >= 2 and "pos_embed" not in n]

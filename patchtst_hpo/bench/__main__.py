@@ -1,0 +1,76 @@
+"""The bench's Hydra app: run the selected sections, write results.json and results.md."""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from patchtst_hpo.atomic import write_json, write_text
+from patchtst_hpo.bench import sections
+from patchtst_hpo.bench.loops import matmul_rate
+from patchtst_hpo.bench.markdown import markdown
+from patchtst_hpo.paths import CONF_DIR
+
+OPTIONAL = ("hf", "data", "trial_overhead", "param_accounting_2b")
+
+
+def run(bcfg: DictConfig, out: Path) -> dict[str, Any]:
+    data_dir = str(bcfg.data_dir)
+    peak = matmul_rate(int(bcfg.matmul_n), int(bcfg.repeats)) / 1e9
+    res: dict[str, Any] = {
+        "meta": {
+            "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "mode": bcfg.mode,
+            "repeats": int(bcfg.repeats),
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "cpu": platform.processor() or platform.machine(),
+            "cores": os.cpu_count(),
+            "matmul_n": int(bcfg.matmul_n),
+            "config": OmegaConf.to_container(bcfg, resolve=True),
+        },
+        "matmul_gflops": peak,
+    }
+    chosen = set(bcfg.sections)
+    if "training" in chosen:
+        res["training"] = sections.training_section(bcfg, peak, data_dir)
+    if "hf" in chosen:
+        res["hf"] = sections.hf_section(bcfg, data_dir)
+    if "data" in chosen:
+        rates = {r["budget"]: r["plain_samples_per_s"] for r in res.get("training", [])}
+        res["data"] = sections.data_section(
+            bcfg, data_dir, rates.get(bcfg.hf_budget, min(rates.values(), default=1.0))
+        )
+    if "trial_overhead" in chosen:
+        res["trial_overhead"] = sections.trial_overhead_section(bcfg, data_dir)
+    if "param_accounting" in chosen:
+        res["param_accounting_2b"] = sections.param_accounting_section(bcfg)
+    res["gpu"] = (
+        sections.gpu_section(bcfg, data_dir, out / "gpu_partial.json")
+        if "gpu" in chosen
+        else {"skipped": "not selected"}
+    )
+    res.setdefault("training", [])
+    for key in OPTIONAL:
+        res.setdefault(key, {"skipped": "not selected (bench.sections)"})
+    write_json(out / "results.json", res)
+    write_text(out / "results.md", markdown(res))
+    print(markdown(res))
+    return res
+
+
+@hydra.main(config_path=str(CONF_DIR), config_name="bench", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    run(cfg, Path(HydraConfig.get().runtime.output_dir))
+
+
+if __name__ == "__main__":
+    main()
