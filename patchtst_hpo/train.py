@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from patchtst_hpo import config as _config  # noqa: F401  (registers the arch group and resolvers)
+from patchtst_hpo import metrics
 from patchtst_hpo.atomic import write_json
 from patchtst_hpo.data.datamodule import WindowDataModule
 from patchtst_hpo.errors import PatchTSTHPOError
@@ -114,6 +115,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "wall_seconds": round(time.perf_counter() - t0, 2),
         "fit_seconds": round(fit_seconds, 2),
         "output_dir": str(out_dir),
+        "warnings": _reliability(cfg, lit.predictions),
     }
     if trainer.is_global_zero:  # under DDP every rank evaluates the same full val/test sets
         write_json(out_dir / "metrics.json", result)
@@ -130,6 +132,19 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         result["wall_seconds"],
     )
     return result
+
+
+def _reliability(cfg: DictConfig, predictions: dict) -> list[str]:
+    """Warnings (also logged) for evaluation splits too small or unbalanced to trust (metrics.json `warnings`)."""
+    r = cfg.reliability
+    out = [
+        w
+        for split, (y, _) in predictions.items()
+        for w in metrics.reliability_warnings(y, split, int(r.min_samples), int(r.min_per_class))
+    ]
+    for w in out:
+        log.warning("%s", w)
+    return out
 
 
 def _best_epoch(ckpt: str | None) -> int | None:
