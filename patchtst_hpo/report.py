@@ -119,6 +119,7 @@ def _group_json(r: group_report.GroupResult) -> dict:
         },
         "economics": r.sharpe.to_dict("records") if r.sharpe is not None else None,
         "walk_forward": r.walk_forward.to_dict("records") if r.walk_forward is not None else None,
+        "shuffled_control": r.control,
         "figures": r.figures,
     }
 

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from patchtst_hpo import metrics
+from patchtst_hpo.errors import ConfigError
 
 
 def positions(p: np.ndarray, threshold: float) -> np.ndarray:
@@ -126,4 +127,4 @@ def choose_threshold(y_val: np.ndarray, p_val: np.ndarray, rule: str) -> float:
         return metrics.best_f1_threshold(np.asarray(y_val), np.asarray(p_val))
     if rule == "median":
         return float(np.median(p_val))
-    raise ValueError(f"economics.threshold_rule={rule!r}: use f1 or median")
+    raise ConfigError(f"economics.threshold_rule={rule!r}: use f1 or median")

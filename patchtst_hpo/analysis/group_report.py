@@ -56,6 +56,7 @@ class GroupResult:
     loss_label: str = ""
     sharpe: pd.DataFrame | None = None
     walk_forward: pd.DataFrame | None = None
+    control: dict | None = None
     warnings: list[str] = field(default_factory=list)
     figures: dict[str, str] = field(default_factory=dict)
     verdict: str = ""
@@ -370,6 +371,8 @@ def run(cfg: DictConfig, g: Group, storage, out: Path, tag: str = "") -> GroupRe
         r.comparisons = _comparisons(winners, base, block, cfg)
         _scaling(cfg, r, out)
         _economics(cfg, dm, winners, base, out, r)
+        if cfg.shuffled_control.enabled:
+            _shuffled_control(cfg, r, out, storage)
         if walkforward.enabled(cfg.walk_forward):
             best = max(
                 winners,
@@ -392,3 +395,41 @@ def _scaling(cfg, r: GroupResult, out: Path) -> None:
     }
     r.fits = {k: (f if winners["params"].nunique() >= 3 else None) for k, f in fits.items()}
     plots.scaling_figure(r.figure(out, "scaling"), winners, ws, r.base, r.fits, "auc", r.block)
+
+
+def _shuffled_control(cfg, r: GroupResult, out: Path, storage) -> None:
+    """The best budget winner refit with data.shuffle_labels=true (training labels permuted): its test AUC
+    must be ~0.5; more means the inputs leak the labels (future data, windows crossing split boundaries)."""
+    c = cfg.shuffled_control
+    win = (
+        r.top[r.top["rank"] == 1]
+        .sort_values("val_objective", ascending=r.group.first.get("direction") == "minimize")
+        .iloc[0]
+    )
+    params = optuna.load_study(study_name=win["study"], storage=storage).trials[int(win["trial"])].params
+    overrides = [
+        *confirm.trial_overrides(r.group.attrs[win["study"]]["fixed_overrides"], params),
+        "data.shuffle_labels=true",
+    ]
+    trial = r.group.trials[
+        (r.group.trials["study"] == win["study"]) & (r.group.trials["number"] == win["trial"])
+    ].iloc[0]
+    d = out / "control" / win["study"] / str(int(win["trial"]))
+    confirm.run(overrides, list(c.seeds), confirm.refit_epochs(trial), d, list(cfg.confirm_overrides))
+    runs = confirm.load(d, list(c.seeds))
+    y, ps = runs[0]["y_test"], np.stack([x["p_test"] for x in runs])
+    auc = float(np.mean([metrics.auc(y, p) for p in ps]))
+    lo, hi = metrics.bootstrap_ci(y, ps, n_boot=int(cfg.n_boot), seed=int(cfg.seed), block=r.block)
+    ok = abs(auc - 0.5) <= float(c.tolerance) or lo <= 0.5 <= hi
+    r.control = {
+        "budget": win["budget"],
+        "arch": win["arch"],
+        "auc": auc,
+        "auc_ci_lo": lo,
+        "auc_ci_hi": hi,
+        "passed": bool(ok),
+    }
+    if not ok:
+        r.warnings.append(
+            f"shuffled-label control: test AUC {auc:.3f} [{lo:.3f}, {hi:.3f}] is not ~0.5: check for leakage"
+        )

@@ -153,6 +153,24 @@ def _walk_forward(r) -> list[str]:
     return [*lines, ""]
 
 
+def _control(r) -> list[str]:
+    c = r.control
+    if not c:
+        return []
+    return [
+        "### Shuffled-label control",
+        "",
+        f"PatchTST {c['budget']} (`{c['arch']}`) refit with its training labels permuted "
+        f"(`data.shuffle_labels=true`): test AUC {_ci(c['auc'], c['auc_ci_lo'], c['auc_ci_hi'])} -> "
+        + (
+            "~0.5 as it must be: no sign of leakage."
+            if c["passed"]
+            else "**not ~0.5: the inputs leak the labels.**"
+        ),
+        "",
+    ]
+
+
 def _top_k(r) -> list[str]:
     lines = [
         "### Top-k per study",
@@ -197,7 +215,7 @@ def render(cfg, names: list[str], trials: pd.DataFrame, results: list) -> str:
             lines += ["**Warnings**", "", *[f"- {w}" for w in r.warnings], ""]
         if "auc_mean" in r.top:
             lines += _per_budget(r)
-        lines += _baselines(r) + _fits(r) + _sharpe(r) + _walk_forward(r) + _top_k(r)
+        lines += _baselines(r) + _fits(r) + _sharpe(r) + _walk_forward(r) + _control(r) + _top_k(r)
         if r.commands:
             lines += ["### Reproduce", "", "Each confirmed row (from the repository root):", ""]
             for name, rank, cmd in r.commands:
