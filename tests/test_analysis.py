@@ -144,3 +144,30 @@ def test_search_warnings_when_only_extremes_ran():
     g = Group("h1", "d", ["s.tiny", "s.2M"], {}, trials)
     w = search_warnings(g)
     assert len(w) == 1 and w[0].startswith("s.tiny: 3 finished trials <= 3 enqueued")
+
+
+def test_walk_forward_fold_starts_from_boundaries_and_folds():
+    from omegaconf import OmegaConf
+
+    from patchtst_hpo.analysis import walkforward
+
+    dates = pd.bdate_range("2000-01-03", periods=6000)  # to 2022-12
+    wf = OmegaConf.create(
+        {
+            "folds": 0,
+            "boundaries": ["1990-01-01", "2008-01-01", "2020-01-01", "2022-01-01", "2030-01-01"],
+            "val_rows": 250,
+            "test_rows": 250,
+            "min_train_rows": 750,
+            "min_test_rows": 100,
+        }
+    )
+    starts, notes = walkforward.fold_starts(dates, wf, purge=0)
+    assert [dates[s].year for s in starts] == [2008, 2020, 2022]
+    assert len(notes) == 2 and "1990-01-01" in notes[0] and "2030-01-01" in notes[1]
+    wf.boundaries, wf.folds = [], 3
+    starts, _ = walkforward.fold_starts(dates, wf, purge=0)
+    assert starts == [6000 - 750, 6000 - 500, 6000 - 250]
+    over = walkforward._fold_overrides(dates, starts[0], ctx=60, purge=0, val_rows=250)
+    test_start = pd.Timestamp(over[2].split("=")[1])
+    assert dates.get_loc(test_start) == starts[0] - 59  # first test anchor (ctx-1 rows of history) = start

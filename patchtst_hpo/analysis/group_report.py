@@ -357,6 +357,9 @@ def run(cfg: DictConfig, g: Group, storage, out: Path, tag: str = "") -> GroupRe
         winners += [w] if w is not None else []
     r.top = pd.DataFrame(rows)
     trials = _compute(cfg, r, tcfg, out, r.top[r.top["rank"] == 1] if len(r.top) else r.top)
+    if r.top.empty:
+        r.verdict = "No complete trial in this group: nothing to confirm."
+        return r
     r.top = (
         r.top.drop(columns="compute")
         .merge(
