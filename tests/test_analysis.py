@@ -183,3 +183,26 @@ def test_training_run_warnings_use_the_configured_thresholds(cfg_factory, caplog
         w = train._reliability(cfg, {"val": (big, big), "test": (y, y)})
     assert len(w) == 2 and all(x.startswith("test:") for x in w)
     assert "4 negatives" in caplog.text
+
+
+def test_compute_and_data_scaling_figures_are_drawn(tmp_path):
+    from patchtst_hpo.analysis import plots
+
+    rng = np.random.default_rng(6)
+    rows = [
+        {"budget": b, "params": n * (1 + 0.05 * k), "train_fraction": f, "train_windows": int(3000 * f)}
+        for b, n in (("tiny", 1e5), ("2M", 2e6), ("20M", 2e7))
+        for f in (0.25, 1.0)
+        for k in range(2)
+    ]
+    pts = pd.DataFrame(rows)
+    pts["compute"] = 6 * pts["params"] * pts["train_windows"] * 7
+    pts["loss"] = (
+        0.3 + pts["params"] ** -0.2 + 0.5 * pts["train_windows"] ** -0.5 + rng.normal(0, 1e-3, len(pts))
+    )
+    fits = compute.fits(pts, n_boot=50, seed=0)
+    idx = compute.frontier(pts["compute"].to_numpy(), pts["loss"].to_numpy())
+    plots.compute_figure(tmp_path / "c.png", pts, None, fits, "1 - AUC", idx)
+    plots.data_scaling_figure(tmp_path / "d.png", pts, "1 - AUC")
+    assert (tmp_path / "c.png").stat().st_size > 10_000 and (tmp_path / "d.png").stat().st_size > 10_000
+    assert fits["params"] is not None and fits["compute"] is not None
