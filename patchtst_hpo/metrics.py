@@ -1,4 +1,4 @@
-"""Binary classification metrics on predicted probabilities, with bootstrap confidence intervals.
+"""Binary classification metrics and every statistic the report uses: row, block and paired bootstraps.
 
 Plain numpy + scikit-learn so the training loop, the report and the baselines compute the same numbers.
 """
@@ -6,7 +6,7 @@ Plain numpy + scikit-learn so the training loop, the report and the baselines co
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
+from scipy.stats import rankdata
 
 EPS = 1e-7
 # Metric names the objective may use (logged as val/<name> and test/<name>), with the better direction.
@@ -26,9 +26,21 @@ DIRECTIONS = {
 
 def auc(y: np.ndarray, p: np.ndarray) -> float:
     """ROC AUC; NaN when only one class is present or predictions diverged (never a fake result)."""
-    if not 0 < y.sum() < len(y) or not np.isfinite(p).all():
+    y = np.asarray(y)
+    n_pos = float(y.sum())
+    if not 0 < n_pos < len(y) or not np.isfinite(p).all():
         return float("nan")
-    return float(roc_auc_score(y, p))
+    # Mann-Whitney form (average ranks for ties) = sklearn's roc_auc_score, without its per-call checks:
+    # the bootstraps call this thousands of times.
+    ranks = rankdata(p)
+    n_neg = len(y) - n_pos
+    return float((ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def log_loss(y: np.ndarray, p: np.ndarray) -> float:
+    """Mean binary cross-entropy of probabilities clipped to [EPS, 1 - EPS]."""
+    y, p = np.asarray(y, dtype=np.float64), np.clip(np.asarray(p, dtype=np.float64), EPS, 1 - EPS)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
 
 
 def best_f1_threshold(y: np.ndarray, p: np.ndarray) -> float:
@@ -62,7 +74,7 @@ def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, 
     p = np.clip(p, EPS, 1 - EPS)
     return {
         "auc": auc(y, p),
-        "log_loss": float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))),
+        "log_loss": log_loss(y, p),
         "brier": float(np.mean((p - y) ** 2)),
         **at_threshold(y, p, threshold),
         "threshold": float(threshold),
@@ -72,19 +84,124 @@ def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, 
     }
 
 
-def bootstrap_ci(
-    y: np.ndarray, p: np.ndarray, fn=auc, n_boot: int = 1000, level: float = 0.95, seed: int = 0
-) -> tuple[float, float]:
-    """Percentile bootstrap CI of `fn(y, p)` over resampled rows (rows with one class are skipped)."""
-    rng = np.random.default_rng(seed)
-    n = len(y)
-    vals = []
-    for _ in range(n_boot):
-        i = rng.integers(0, n, n)
-        v = fn(y[i], p[i])
-        if np.isfinite(v):
-            vals.append(v)
+def block_length(horizon: int, minimum: int = 1) -> int:
+    """Bootstrap block length for labels of horizon H: windows within H rows share label days, so blocks of
+    at least H consecutive rows keep that dependence inside a block (H=1: plain row bootstrap)."""
+    return max(int(horizon), int(minimum), 1)
+
+
+def resample_indices(n: int, block: int, rng: np.random.Generator) -> np.ndarray:
+    """n row indices of a circular block bootstrap (Politis & Romano 1992): random starts, `block` rows each.
+
+    block=1 is the ordinary i.i.d. row bootstrap. Rows are in time order (the test period), so a block is a
+    stretch of consecutive days.
+    """
+    if block <= 1:
+        return rng.integers(0, n, n)
+    starts = rng.integers(0, n, -(-n // block))
+    return ((starts[:, None] + np.arange(block)[None, :]) % n).ravel()[:n]
+
+
+def _quantiles(vals: list[float], level: float) -> tuple[float, float]:
     if not vals:
         return float("nan"), float("nan")
     lo, hi = np.quantile(vals, [(1 - level) / 2, (1 + level) / 2])
     return float(lo), float(hi)
+
+
+def bootstrap_ci(
+    y: np.ndarray,
+    p: np.ndarray,
+    fn=auc,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+    block: int = 1,
+) -> tuple[float, float]:
+    """Percentile bootstrap CI of `fn(y, p)` over resampled test rows (block bootstrap when block > 1).
+
+    `p` may be `[rows]` or `[seeds, rows]`: with several seeds (same test rows) the statistic is the mean of
+    `fn` over seeds, so one CI covers the seed-mean. Resamples where `fn` is undefined (one class) are skipped.
+    """
+    y, p = np.asarray(y), np.asarray(p)
+    ps = p[None, :] if p.ndim == 1 else p
+    rng = np.random.default_rng(seed)
+    vals = []
+    for _ in range(n_boot):
+        i = resample_indices(len(y), block, rng)
+        v = float(np.mean([fn(y[i], q[i]) for q in ps]))
+        if np.isfinite(v):
+            vals.append(v)
+    return _quantiles(vals, level)
+
+
+def paired_bootstrap(
+    y: np.ndarray,
+    p_a: np.ndarray,
+    p_b: np.ndarray,
+    fn=auc,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+    block: int = 1,
+) -> dict[str, float]:
+    """Difference fn(a) - fn(b) on the SAME resampled test rows, with its percentile CI.
+
+    Pairing removes the variance both models share (hard and easy days), so the CI of the difference is far
+    narrower than comparing two separate CIs. `p_a`/`p_b` may be `[seeds, rows]` (seed-mean of fn).
+    """
+    y = np.asarray(y)
+    pa = np.asarray(p_a)[None, :] if np.ndim(p_a) == 1 else np.asarray(p_a)
+    pb = np.asarray(p_b)[None, :] if np.ndim(p_b) == 1 else np.asarray(p_b)
+
+    def stat(i):
+        return float(np.mean([fn(y[i], q[i]) for q in pa]) - np.mean([fn(y[i], q[i]) for q in pb]))
+
+    rng = np.random.default_rng(seed)
+    vals = []
+    for _ in range(n_boot):
+        v = stat(resample_indices(len(y), block, rng))
+        if np.isfinite(v):
+            vals.append(v)
+    lo, hi = _quantiles(vals, level)
+    return {"diff": stat(np.arange(len(y))), "lo": lo, "hi": hi}
+
+
+def verdict(lo: float, hi: float, higher_is_better: bool = True) -> str:
+    """'beats' / 'ties' / 'loses to' from a CI of (model - reference)."""
+    if not (np.isfinite(lo) and np.isfinite(hi)) or lo <= 0 <= hi:
+        return "ties"
+    better = lo > 0 if higher_is_better else hi < 0
+    return "beats" if better else "loses to"
+
+
+def mean_ci_t(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """t-interval of a mean over a few independent values (e.g. seeds): spread across seeds only."""
+    from scipy import stats
+
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) < 2:
+        return float(values.mean()), float(values.mean())
+    half = stats.t.ppf((1 + level) / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
+    return float(values.mean() - half), float(values.mean() + half)
+
+
+def reliability_warnings(y_true: np.ndarray, split: str, min_samples: int, min_per_class: int) -> list[str]:
+    """Why an AUC on this split should not be trusted (empty list: it can be).
+
+    An AUC from 50 samples with 4 negatives moves by 0.1 when one prediction flips; thresholds come from
+    conf/reliability/.
+    """
+    y = np.asarray(y_true, dtype=np.float64)
+    y = y[np.isfinite(y)]
+    n, pos = len(y), int((y == 1).sum())
+    neg = n - pos
+    out = []
+    if n < min_samples:
+        out.append(f"{split}: only {n} samples (< {min_samples}); its metrics are too noisy to trust")
+    if min(pos, neg) < min_per_class:
+        out.append(
+            f"{split}: {pos} positives and {neg} negatives (< {min_per_class} in a class); "
+            f"its AUC is too unbalanced to trust"
+        )
+    return out

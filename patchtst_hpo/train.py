@@ -191,6 +191,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "train_flops": train_flops(arch, dims, samples_seen),
         "checkpoint_bytes": checkpoint_bytes(trainer),
         "output_dir": str(out_dir),
+        "warnings": _reliability(cfg, lit.predictions),
     }
     if trainer.is_global_zero:  # under DDP every rank evaluates the same full val/test sets
         write_json(out_dir / "metrics.json", result)
@@ -222,6 +223,21 @@ def _since_process_start(t: float | None) -> float | None:
     except (OSError, StopIteration, IndexError, ValueError):
         return None
     return round(t - (boot + int(stat[19]) / os.sysconf("SC_CLK_TCK")), 2)
+
+
+def _reliability(cfg: DictConfig, predictions: dict) -> list[str]:
+    """Warnings (also logged) for evaluation splits too small or unbalanced to trust (metrics.json `warnings`)."""
+    from patchtst_hpo import metrics  # scikit-learn: imported only once a run has predictions
+
+    r = cfg.reliability
+    out = [
+        w
+        for split, (y, _) in predictions.items()
+        for w in metrics.reliability_warnings(y, split, int(r.min_samples), int(r.min_per_class))
+    ]
+    for w in out:
+        log.warning("%s", w)
+    return out
 
 
 def _best_epoch(ckpt: str | None) -> int | None:

@@ -53,9 +53,12 @@ def test_report_files_confirmation_baselines_and_resume(two_budget_study, tmp_pa
     for f in (
         "summary.md",
         "scaling.png",
+        "compute.png",
+        "equity.png",
         "architectures.png",
         "trials.parquet",
         "trials.csv",
+        "economics.csv",
         "report.json",
     ):
         assert (out / f).stat().st_size > 0, f
@@ -65,20 +68,43 @@ def test_report_files_confirmation_baselines_and_resume(two_budget_study, tmp_pa
     )
     trials = pd.read_parquet(out / "trials.parquet")
     assert len(trials) == n_trials and set(trials["budget"]) == {"tiny", "2M"}
+    done = trials[trials["state"] == "COMPLETE"]
+    assert (done["train_windows"] > 0).all() and (done["train_fraction"] == 1.0).all()
     runs = pd.read_parquet(out / "confirmation_runs.parquet")
     assert len(runs) == 2 * 2 and sorted(runs["seed"]) == [1, 1, 2, 2]  # S seeds x top-1 x 2 budgets
     confirmed = pd.read_parquet(out / "confirmed.parquet")
+    assert (confirmed["compute"] > 0).all()
     rep = json.loads((out / "report.json").read_text())
-    for b in rep["baselines"].values():  # same split: same test rows and positive rate as the model
+    (group,) = rep["groups"].values()
+    assert set(group["baselines"]) == {"majority", "logistic", "volatility_logistic", "gbdt"}
+    for b in group["baselines"].values():  # same split: same test rows and positive rate as the model
         assert int(b["n"]) == confirmed["test_samples"].iloc[0]
         assert b["positive_rate"] == pytest.approx(confirmed["test_positive_rate"].iloc[0])
+        assert b["auc_ci"][0] <= b["auc"] <= b["auc_ci"][1] or b["auc"] == 0.5
+    # paired comparisons: each winner vs the best baseline, and 2M vs tiny
+    pairs = {(c["a"], c["b"].split()[0]) for c in group["comparisons"]}
+    assert pairs == {("PatchTST tiny", "baseline"), ("PatchTST 2M", "baseline"), ("PatchTST 2M", "PatchTST")}
+    for c in group["comparisons"]:
+        assert c["lo"] <= c["diff"] <= c["hi"] and c["verdict"] in ("beats", "ties", "loses to")
+    # n_trials=2 runs only enqueued extremes: the report says no search happened
+    assert any("no search happened" in w for w in group["warnings"])
+    econ = pd.read_csv(out / "economics.csv")
+    assert {"buy_and_hold", "PatchTST tiny", "PatchTST 2M", "baseline logistic", "baseline gbdt"} <= set(
+        econ["strategy"]
+    )
+    assert econ.loc[econ["strategy"] == "buy_and_hold", "exposure"].iloc[0] == 1.0
     metrics_files = sorted((out / "confirm").rglob("metrics.json"))
     assert len(metrics_files) == 4
     for m in metrics_files:
         mj = json.loads(m.read_text())
         assert mj["data"]["splits"]["test"]["samples"] == confirmed["test_samples"].iloc[0]
+        assert isinstance(mj["warnings"], list)
     summary = (out / "summary.md").read_text()
     assert "| tiny |" in summary and "| 2M |" in summary and "python -m patchtst_hpo.train" in summary
+    assert "experiment=confirm" in summary and "| gbdt |" in summary and "Sharpe" in summary
+    verdict = group["verdict"]
+    assert any(w in verdict for w in ("**beats**", "**ties**", "**loses to**")) and "Scaling" in verdict
+    assert verdict in summary
     # resumable: a re-run trains nothing that is done; a removed seed is the only one redone
     stamps = {m: m.stat().st_mtime_ns for m in metrics_files}
     removed = metrics_files[0]
@@ -142,3 +168,77 @@ def test_report_unknown_prefix_names_the_studies(tmp_path):
         ]
     )
     assert r.returncode == 2 and "abc.tiny.h1_1pct" in r.stdout + r.stderr
+
+
+def _fake_study(store: str, name: str, task: str, data_dir, values: list[float]) -> None:
+    """A finished study as the sweeper leaves it, without run folders (the report then skips compute)."""
+    dist = optuna.distributions.CategoricalDistribution(["d64_l3_h2_f128"])
+    study = optuna.create_study(study_name=name, storage=store, direction="maximize")
+    attrs = {
+        "budget": "tiny",
+        "task": task,
+        "data_id": "SPX.OHLCV.daily.a25",
+        "metric": "val/auc",
+        "direction": "maximize",
+        "fixed_overrides": [f"task={task}", "budget=tiny", f"paths.data_dir={data_dir}"],
+    }
+    for k, v in attrs.items():
+        study.set_user_attr(k, v)
+    for v in values:
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"arch": "d64_l3_h2_f128"},
+                distributions={"arch": dist},
+                value=v,
+                user_attrs={"params": 118017},
+            )
+        )
+
+
+def test_report_groups_tasks_separately(tmp_path, data_dir):
+    """task=h1_1pct,h5_1pct: one group each, own baselines (own positive rate), block length = horizon."""
+    store = storage(tmp_path)
+    _fake_study(store, "two.tiny.h1_1pct", "h1_1pct", data_dir, [0.6, 0.62])
+    _fake_study(store, "two.tiny.h5_1pct", "h5_1pct", data_dir, [0.55])
+    out = tmp_path / "r"
+    r = run_cli(
+        [
+            "-m",
+            "patchtst_hpo.report",
+            f"storage={store}",
+            "study_prefix=two",
+            "confirm=false",
+            "n_boot=50",
+            f"hydra.run.dir={out}",
+        ]
+    )
+    check(r)
+    groups = json.loads((out / "report.json").read_text())["groups"]
+    assert sorted(g["task"] for g in groups.values()) == ["h1_1pct", "h5_1pct"]
+    by_task = {g["task"]: g for g in groups.values()}
+    assert by_task["h1_1pct"]["block_length"] == 1 and by_task["h5_1pct"]["block_length"] == 5
+    rates = {t: g["baselines"]["logistic"]["positive_rate"] for t, g in by_task.items()}
+    assert rates["h5_1pct"] > rates["h1_1pct"]  # a 5-day high clears +1% more often: not pooled
+    for key in groups:  # one figure set per group
+        assert (out / f"compute_{key}.png").exists()
+    summary = (out / "summary.md").read_text()
+    assert "## h1_1pct on" in summary and "## h5_1pct on" in summary
+
+
+@pytest.mark.slow
+def test_report_walk_forward_folds(two_budget_study, tmp_path):
+    out = tmp_path / "wf"
+    check(
+        run_report(
+            two_budget_study,
+            out,
+            "walk_forward.folds=2",
+            "walk_forward.test_rows=300",
+            "walk_forward.seeds=[1]",
+        )
+    )
+    wf = pd.read_csv(out / "walk_forward.csv")
+    assert list(wf["fold"]) == ["fold 0", "fold 1", "pooled"]
+    assert wf["n"].iloc[2] == wf["n"].iloc[0] + wf["n"].iloc[1]
+    assert wf["last"].iloc[0] < wf["first"].iloc[1]  # folds do not overlap, in time order
+    assert "Walk-forward" in (out / "summary.md").read_text()

@@ -9,13 +9,15 @@ from pathlib import Path
 import optuna
 import pandas as pd
 
-from patchtst_hpo.hpo.storage import open_storage
+from optuna.storages import BaseStorage
+
 from patchtst_hpo.models.arch_grid import Arch
 
 COLUMNS = [
     "study",
     "budget",
     "task",
+    "data_id",
     "cell",
     "number",
     "state",
@@ -28,15 +30,23 @@ COLUMNS = [
     "d_ff",
     "epochs",
     "best_epoch",
+    "steps",
+    "train_fraction",
+    "train_windows",
+    "samples_seen",
+    "tokens_seen",
+    "train_flops",
+    "enqueued",
     "wall_seconds",
     "run_dir",
     "fail_reason",
+    "warnings",
 ]
 
 
-def study_names(storage_url: str, prefix: str) -> list[str]:
-    """Studies whose name is `prefix` or starts with `prefix.`."""
-    names = optuna.get_all_study_names(open_storage(storage_url))
+def study_names(storage: BaseStorage, prefix: str) -> list[str]:
+    """Studies whose name is `prefix` or starts with `prefix.` (`storage` is opened once by the report)."""
+    names = optuna.get_all_study_names(storage)
     return sorted(n for n in names if n == prefix or n.startswith(prefix + "."))
 
 
@@ -45,10 +55,32 @@ def _run_metrics(run_dir: str | None) -> dict:
     return json.loads(path.read_text()) if run_dir and path.exists() else {}
 
 
-def trials_table(storage_url: str, names: list[str]) -> pd.DataFrame:
-    """Every trial of the named studies with its arch, hyperparameters, state, objective and run folder."""
+def _train_fraction(attrs: dict, params: dict, m: dict) -> float:
+    """data.train_fraction of a trial: from its metrics.json, else its grid cell / params / fixed overrides."""
+    if "train_fraction" in m.get("data", {}):
+        return float(m["data"]["train_fraction"])
+    for src in (attrs.get("grid", {}), params):
+        if "data.train_fraction" in src:
+            return float(src["data.train_fraction"])
+    for o in attrs.get("fixed_overrides", []):
+        if o.startswith("data.train_fraction="):
+            return float(o.split("=", 1)[1])
+    return 1.0
+
+
+def _seen(m: dict) -> dict:
+    """Training compute fields written by train.py (NaN until a run records them; see analysis/compute.py)."""
+    data = m.get("data", {})
+    windows = data.get("train_windows", data.get("splits", {}).get("train", {}).get("samples"))
+    return {
+        "train_windows": windows,
+        **{k: m.get(k) for k in ("steps", "samples_seen", "tokens_seen", "train_flops")},
+    }
+
+
+def trials_table(storage: BaseStorage, names: list[str]) -> pd.DataFrame:
+    """Every trial of the named studies with its arch, hyperparameters, state, objective, compute and run folder."""
     rows = []
-    storage = open_storage(storage_url)
     for name in names:
         study = optuna.load_study(study_name=name, storage=storage)
         attrs = study.user_attrs
@@ -59,6 +91,7 @@ def trials_table(storage_url: str, names: list[str]) -> pd.DataFrame:
                 "study": name,
                 "budget": attrs.get("budget"),
                 "task": attrs.get("task"),
+                "data_id": attrs.get("data_id"),
                 "cell": json.dumps(attrs.get("grid", {}), sort_keys=True),
                 "number": t.number,
                 "state": t.state.name,
@@ -68,11 +101,15 @@ def trials_table(storage_url: str, names: list[str]) -> pd.DataFrame:
                 **(asdict(Arch.from_name(arch)) if arch else {}),
                 "epochs": m.get("epochs", t.user_attrs.get("epochs")),
                 "best_epoch": m.get("best_epoch"),
+                "train_fraction": _train_fraction(attrs, t.params, m),
+                **_seen(m),
+                "enqueued": t.user_attrs.get("enqueued"),
                 "wall_seconds": (t.datetime_complete - t.datetime_start).total_seconds()
                 if t.datetime_complete and t.datetime_start
                 else None,
                 "run_dir": t.user_attrs.get("run_dir"),
                 "fail_reason": t.user_attrs.get("fail_reason"),
+                "warnings": "; ".join(m.get("warnings", [])) or None,
             }
             row.update({f"hp.{k}": v for k, v in t.params.items() if k != "arch"})
             rows.append(row)

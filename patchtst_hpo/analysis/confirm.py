@@ -15,7 +15,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+from omegaconf import DictConfig
 
+from patchtst_hpo import config as project_config
+from patchtst_hpo.data.datamodule import WindowDataModule
 from patchtst_hpo.errors import PatchTSTHPOError
 from patchtst_hpo.hpo.search_space import override
 from patchtst_hpo.hpo.stored import validate_stored_overrides
@@ -32,6 +36,32 @@ def trial_overrides(fixed: list[str], params: dict, source: str = "study") -> li
     return validate_stored_overrides([*keep, *(override(k, v) for k, v in params.items())], source)
 
 
+def refit_epochs(t: pd.Series) -> int:
+    """Epochs for the refit: the trial's best epoch, else the epochs it ran, else 1 (NaN-safe)."""
+    for v in (t.get("best_epoch"), t.get("epochs")):
+        if v is not None and pd.notna(v) and float(v) >= 1:
+            return int(v)
+    return 1
+
+
+def datamodule(overrides: list[str]) -> tuple[DictConfig, WindowDataModule]:
+    """The composed config and set-up DataModule a confirmation run with these overrides sees."""
+    tcfg = project_config.compose(
+        "train", [*with_confirm_overlay(trial_overrides(overrides, {})), "paths.output_dir=."]
+    )
+    dm = WindowDataModule(tcfg.data, tcfg.task, int(tcfg.seed))
+    dm.setup()
+    return tcfg, dm
+
+
+def with_confirm_overlay(overrides: list[str]) -> list[str]:
+    """Add the `experiment=confirm` overlay (conf/experiment/confirm.yaml), after any experiment of the study."""
+    rest = [o for o in overrides if not o.startswith("experiment=")]
+    chosen = [o.split("=", 1)[1].strip("[]") for o in overrides if o.startswith("experiment=")]
+    names = [n for c in chosen for n in c.split(",") if n and n != "null"]
+    return [*rest, f"experiment=[{','.join([*names, 'confirm'])}]" if names else "experiment=confirm"]
+
+
 def command(
     overrides: list[str], seeds: list[int], epochs: int, out_dir: Path, extra: list[str]
 ) -> list[str]:
@@ -41,14 +71,9 @@ def command(
         "patchtst_hpo.train",
         "-m",
         "hydra/sweeper=basic",
-        *overrides,
+        *with_confirm_overlay(overrides),
         f"seed={','.join(str(s) for s in seeds)}",
-        "data.fit_on=train_val",
         f"trainer.max_epochs={epochs}",
-        "callbacks.early_stopping=null",
-        "callbacks.model_checkpoint.monitor=null",
-        "test=true",
-        "callbacks.progress.refresh_rate=0",
         f"hydra.sweep.dir={out_dir}",
         "hydra.sweep.subdir=seed${seed}",
         *extra,
@@ -73,11 +98,13 @@ def run(overrides: list[str], seeds: list[int], epochs: int, out_dir: Path, extr
 
 
 def load(out_dir: Path, seeds: list[int]) -> list[dict]:
-    """Per seed: metrics.json plus the test labels and probabilities."""
+    """Per seed: metrics.json plus the val and test labels and probabilities."""
     runs = []
     for s in seeds:
         d = out_dir / f"seed{s}"
         m = json.loads((d / "metrics.json").read_text())
-        pred = np.load(d / "predictions_test.npz")
-        runs.append({**m, "y_test": pred["y"], "p_test": pred["p"]})
+        pred, val = np.load(d / "predictions_test.npz"), np.load(d / "predictions_val.npz")
+        runs.append(
+            {**m, "y_test": pred["y"], "p_test": pred["p"], "y_val": val["y"], "p_val": val["p"], "seed": s}
+        )
     return runs

@@ -1,4 +1,4 @@
-"""The report's figures: the scaling curve and the architecture landscape."""
+"""The report's figures: scaling, loss vs compute, L(N, D), equity curves and the architecture landscape."""
 
 from __future__ import annotations
 
@@ -14,7 +14,27 @@ import pandas as pd  # noqa: E402
 
 from patchtst_hpo.analysis.scaling import Fit  # noqa: E402
 
-BASELINE_STYLE = {"logistic": "--", "volatility_logistic": ":", "majority": "-."}
+BASELINE_STYLE = {"logistic": "--", "gbdt": "-", "volatility_logistic": ":", "majority": "-."}
+BASELINE_COLOR = {"logistic": "C3", "gbdt": "C4", "volatility_logistic": "C5", "majority": "0.5"}
+
+
+def ci_label(block: int) -> str:
+    """The one kind of interval on a figure's legend."""
+    kind = f"circular block bootstrap, blocks of {block}" if block > 1 else "bootstrap"
+    return f"95% CI: {kind} over test rows"
+
+
+def _baseline_bands(ax, baselines: dict, key: str) -> None:
+    """Each baseline as a line with its bootstrap CI band (the same kind of interval as the winners')."""
+    for name, style in BASELINE_STYLE.items():
+        b = baselines.get(name)
+        if b is None:
+            continue
+        color = BASELINE_COLOR[name]
+        ax.axhline(b[key], ls=style, color=color, lw=1, label=f"baseline {name}")
+        lo, hi = b.get(f"{key}_ci", (np.nan, np.nan))
+        if np.isfinite(lo) and np.isfinite(hi):
+            ax.axhspan(lo, hi, color=color, alpha=0.08, lw=0)
 
 
 def scaling_figure(
@@ -24,17 +44,21 @@ def scaling_figure(
     baselines: dict,
     fits: dict[str, Fit | None],
     metric: str,
+    block: int = 1,
 ) -> None:
-    """Test metric (and log loss) vs exact parameter count: winners with CIs, seeds, baselines, fit."""
+    """Test metric (and log loss) vs exact parameter count: winners with CIs, seeds, baselines, fit.
+
+    Every interval on this figure is the same kind (`ci_label`): winners' seed-mean and baselines alike.
+    """
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
     # (metric key, axis label, whether the fit was made on 1 - value)
     panels = [
         (metric, f"test {metric.upper()} (higher is better)", True),
         ("log_loss", "test log loss (lower is better)", False),
     ]
+    w = winners.sort_values("params")
     for ax, (key, label, fit_on_complement) in zip(axes, panels, strict=True):
         ax.scatter(seeds["params"], seeds[key], s=14, color="0.6", label="one seed", zorder=2)
-        w = winners.sort_values("params")
         lo, hi = w[f"{key}_ci_lo"], w[f"{key}_ci_hi"]
         ax.errorbar(
             w["params"],
@@ -43,7 +67,7 @@ def scaling_figure(
             fmt="o",
             color="C0",
             capsize=4,
-            label="winner: seed mean, 95% CI",
+            label="budget winner: seed mean",
             zorder=3,
         )
         for _, r in w.iterrows():
@@ -54,9 +78,7 @@ def scaling_figure(
                 xytext=(6, 6),
                 textcoords="offset points",
             )
-        for name, style in BASELINE_STYLE.items():
-            if name in baselines:
-                ax.axhline(baselines[name][key], ls=style, color="C3", lw=1, label=f"baseline: {name}")
+        _baseline_bands(ax, baselines, key)
         f = fits.get(key)
         if f is not None and len(w) >= 2:
             xs = np.geomspace(w["params"].min() / 1.5, w["params"].max() * 1.5, 100)
@@ -70,9 +92,119 @@ def scaling_figure(
         ax.set_xlabel("exact parameter count N (log scale)")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=7, loc="best")
-    verdict = fits.get(metric).verdict() if fits.get(metric) else "fewer than 3 budgets: no fit"
-    fig.suptitle(f"PatchTST scaling on the held-out test period. {metric.upper()}: {verdict}", fontsize=9)
+        ax.legend(fontsize=7, loc="best", title=ci_label(block), title_fontsize=7)
+    f = fits.get(metric)
+    title = (
+        f"PatchTST scaling on the held-out test period. {metric.upper()}: {f.verdict()}"
+        if f is not None
+        else "PatchTST budget winners on the held-out test period (fewer than 3 budgets: no scaling fit)"
+    )
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _fit_line(ax, f: Fit | None, xs: np.ndarray, what: str, color: str) -> None:
+    if f is None:
+        return
+    lo, hi = f.alpha_ci
+    ci = f" [{lo:.2f}, {hi:.2f}]" if np.isfinite(lo) else ""
+    grid = np.geomspace(np.nanmin(xs) / 1.3, np.nanmax(xs) * 1.3, 100)
+    ax.plot(grid, f.predict(grid), color=color, lw=1.5, label=f"fit {what}: alpha={f.alpha:.3f}{ci}")
+
+
+def compute_figure(
+    path: Path,
+    points: pd.DataFrame,
+    winners: pd.DataFrame | None,
+    fits: dict[str, Fit | None],
+    loss_label: str,
+    frontier_idx: np.ndarray,
+) -> None:
+    """Validation loss of every complete trial vs parameters and vs training FLOPs, coloured by budget.
+
+    The right panel draws the compute frontier (lowest loss reached at each compute); confirmed winners'
+    test loss (seed mean) is drawn as stars. Fits are drawn only where they exist.
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), sharey=True)
+    for ax, col, xlabel, key in (
+        (axes[0], "params", "exact parameter count N (log scale)", "params"),
+        (axes[1], "compute", "training compute C, FLOPs (log scale)", "compute"),
+    ):
+        for i, (budget, g) in enumerate(points.groupby("budget", sort=False)):
+            ax.scatter(g[col], g["loss"], s=22, color=f"C{i}", alpha=0.8, label=f"val, budget {budget}")
+        if winners is not None and len(winners) and "test_loss" in winners:
+            ax.scatter(
+                winners[col],
+                winners["test_loss"],
+                marker="*",
+                s=90,
+                color="k",
+                label="winner, test (seed mean)",
+            )
+        if key == "compute" and len(frontier_idx):
+            fr = points.iloc[frontier_idx].sort_values("compute")
+            ax.step(
+                fr["compute"], fr["loss"], where="post", color="0.3", lw=1, label="compute frontier (val)"
+            )
+        _fit_line(
+            ax,
+            fits.get(key),
+            points[col].to_numpy(dtype=float),
+            f"L({'N' if key == 'params' else 'C'})",
+            "C2",
+        )
+        ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel(f"loss: {loss_label} (lower is better)")
+    fitted = [k for k in ("params", "compute") if fits.get(k) is not None]
+    fig.suptitle(
+        (
+            "Loss vs parameters and training compute, fits of "
+            + " and ".join({"params": "L(N)", "compute": "L(C)"}[k] for k in fitted)
+        )
+        if fitted
+        else "Loss vs parameters and training compute (too few distinct points for a fit)",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def data_scaling_figure(path: Path, points: pd.DataFrame, loss_label: str) -> None:
+    """L(N, D): validation loss vs parameters, one line per training-data fraction (best trial per budget)."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.8))
+    for i, (frac, g) in enumerate(points.groupby("train_fraction")):
+        windows = g["train_windows"].dropna()
+        d = f", D={int(windows.median()):,} windows" if len(windows) else ""
+        best = g.loc[g.groupby("budget")["loss"].idxmin()].sort_values("params")
+        ax.scatter(g["params"], g["loss"], s=14, color=f"C{i}", alpha=0.4)
+        ax.plot(best["params"], best["loss"], "o-", color=f"C{i}", label=f"train_fraction={frac:g}{d}")
+    ax.set_xscale("log")
+    ax.set_xlabel("exact parameter count N (log scale)")
+    ax.set_ylabel(f"val loss: {loss_label}")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, title="line: best trial per budget", title_fontsize=7)
+    ax.set_title("L(N, D): loss vs model size per training-data size", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def equity_figure(path: Path, curves: dict[str, pd.Series], title: str) -> None:
+    """Cumulative net return (equity, start 1) of each strategy over the test period."""
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for i, (name, r) in enumerate(curves.items()):
+        ax.plot(r.index, np.cumprod(1 + r.to_numpy()), lw=1.2, color=f"C{i}", label=name)
+    ax.set_ylabel("equity (net of costs, start = 1)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    ax.set_title(title, fontsize=9)
+    fig.autofmt_xdate()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
