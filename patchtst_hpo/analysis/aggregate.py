@@ -8,7 +8,6 @@ from pathlib import Path
 
 import optuna
 import pandas as pd
-
 from optuna.storages import BaseStorage
 
 from patchtst_hpo.models.arch_grid import Arch
