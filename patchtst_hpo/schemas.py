@@ -65,6 +65,7 @@ class BudgetSchema:
     name: str = MISSING
     target: int = MISSING
     tolerance: float = MISSING
+    gpu_batch_size: Optional[int] = MISSING  # data.batch_size under trainer=gpu
 
 
 @dataclass
@@ -123,6 +124,8 @@ class TrainerSchema:
     """Every argument of lightning's Trainer, so a typo is refused; unset ones keep Lightning's defaults."""
 
     _target_: str = MISSING
+    compile: bool = MISSING  # our app's switches around the Trainer (train.py takes them out)
+    data_on_device: bool = MISSING
     accelerator: Any = "auto"
     strategy: Any = "auto"
     devices: Any = "auto"
