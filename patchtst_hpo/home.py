@@ -8,7 +8,6 @@ bundled sample so `python -m patchtst_hpo.train` works from an empty folder. Nev
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -29,12 +28,12 @@ def ensure_data_home(data_dir: str | Path) -> str:
     if root.resolve() == SAMPLE_DIR.resolve() or manifest.exists():
         return str(data_dir)
     src = SAMPLE_DIR / "raw"
+    # Each file atomically, the manifest last: concurrent first runs (a sweep's workers) never see half a copy.
     for f in sorted(src.rglob("*.parquet")):
         dst = root / "raw" / f.relative_to(src)
         if not dst.exists():
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(f, dst)
-    atomic_write_bytes(manifest, (src / "manifest.json").read_bytes())  # last: the copy is complete
+            atomic_write_bytes(dst, f.read_bytes())
+    atomic_write_bytes(manifest, (src / "manifest.json").read_bytes())
     return str(data_dir)
 
 

@@ -27,7 +27,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--root",
         type=Path,
-        default=default_data_dir(),
+        default=None,
         help="data root holding raw/ and processed/ (default: conf/paths data_dir)",
     )
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -93,6 +93,7 @@ def _list(root: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     args = _parser().parse_args(argv)
+    args.root = args.root or default_data_dir()  # only now: --root DIR must not seed the default folder
     try:
         if args.cmd == "ingest":
             entry, word = ingest_mod.ingest(
