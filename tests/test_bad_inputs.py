@@ -652,3 +652,12 @@ def test_own_file_needs_only_its_name(tmp_path, root):
         f"data.split.val_start=2003-08-01: lies after the last date of MINE.daily (2000-01-03..{last}); pick a date "
         f"inside that span or use data.split.method=fractions"
     )
+
+
+def test_bom_padded_dates_and_a_date_index_are_the_same_table(tmp_path, root):
+    df = synthetic_ohlcv(300)
+    text = df.to_csv(index=False, date_format="%Y-%m-%d").replace("\n2000", "\n 2000")
+    e, status = ingest(write_text(tmp_path, "\ufeff" + text, "bom.csv"), "T", root)
+    assert status == "registered" and e["rows"] == 300
+    df.set_index("Date").to_parquet(tmp_path / "indexed.parquet")
+    assert ingest(tmp_path / "indexed.parquet", "T", root)[1] == "unchanged"
