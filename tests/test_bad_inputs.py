@@ -623,7 +623,11 @@ def test_processed_file_repaired_by_build_force_and_automatically(tmp_path, root
 def test_manifest_messages_name_runnable_commands(tmp_path, root):
     with pytest.raises(DataError) as e:
         load_raw(root, "NOPE")
-    assert "`python -m patchtst_hpo.data ingest FILE --name NOPE`" in str(e.value)
+    assert f"`python -m patchtst_hpo.data --root {root} ingest FILE --name NOPE`" in str(e.value)
+    src = write_text(tmp_path, csv_text(300), "nope.csv")
+    r = run_cli([str(src) if a == "FILE" else a for a in _suggested(str(e.value))])
+    assert r.returncode == 0 and r.stdout.startswith("registered: NOPE v1"), r.stderr
+    assert load_raw(root, "NOPE")[1]["rows"] == 300
 
 
 # ---------------------------------------------------------------- your own file: data=own
