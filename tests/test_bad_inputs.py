@@ -150,6 +150,11 @@ RULES = [
         "one direction per metric (2)",
     ),
     ({"budget__tolerance": 0.0}, "budget.tolerance=0.0", "> 0"),
+    ({"trainer__devices": 0}, "trainer.devices=0", "a count >= 1"),
+    ({"trainer__precision": "8-bit"}, "trainer.precision=8-bit", "use one of 32-true, bf16-mixed"),
+    ({"test": "maybe"}, "test=maybe", "true or false"),
+    ({"data__version": 7}, "data.version=7", "has no version 7"),
+    ({"data__vix": "VIX.nope"}, "data.vix=VIX.nope", "or data.vix=null"),
     ({"seed": "abc"}, "seed=abc", "an integer"),
     ({"ckpt_path": "/nope/last.ckpt"}, "ckpt_path=/nope/last.ckpt", "no such file"),
     ({"model__n_heads": 7}, "model.n_heads=7", "did you mean arch.n_heads=7?"),
@@ -239,6 +244,10 @@ def test_every_config_file_composes_and_validates(data_dir):
         ("model.revin=maybe", r"model\.revin=maybe: must be a boolean"),
         ("data.batch_size=1.5", r"data\.batch_size=1\.5: must be an integer"),
         ("data=nope", r"data=nope: no such option in conf/data/; choose one of: own, sample"),
+        (
+            "arch=d64_l2_h4_f25",
+            r"arch=d64_l2_h4_f25: no such option in conf/arch/; closest: d64_l2_h4_f256, .* in all\)$",
+        ),
     ],
 )
 def test_schema_refuses_at_compose_with_one_line(override, pattern):
