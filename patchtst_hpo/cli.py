@@ -85,9 +85,13 @@ def one_line(exc: BaseException) -> str:
         r"Could not find '([^']+)'\s*Available options in '([^']+)':(.*?)(?:Config search path|$)", top
     )
     if m:
-        opts = ", ".join(m.group(3).split())
+        wanted, options = m.group(1).split("/")[-1], m.group(3).split()
+        close = difflib.get_close_matches(wanted, options, n=5, cutoff=0.5)
+        shown = ", ".join(options if len(options) <= 12 else close or options[:12])
+        what = "closest" if len(options) > 12 and close else "choose one of"
+        more = f" ({len(options)} in all)" if len(options) > 12 else ""
         return (
-            f"{m.group(1).replace('/', '=', 1)}: no such option in conf/{m.group(2)}/; choose one of: {opts}"
+            f"{m.group(1).replace('/', '=', 1)}: no such option in conf/{m.group(2)}/; {what}: {shown}{more}"
         )
     top = re.sub(r"\s*Config search path:.*$", "", top)
     return top.replace(

@@ -28,6 +28,21 @@ from patchtst_hpo.models.arch_grid import (
 
 # Keys of metrics.json a multi-objective sweep may use beside val/<metric> (its later objectives).
 RESULT_KEYS = ("params", "trainable_params", "train_flops", "epochs", "steps", "wall_seconds", "fit_seconds")
+# Lightning's precision values (its Trainer's `precision` Literal).
+PRECISIONS = (
+    "32-true",
+    "bf16-mixed",
+    "16-mixed",
+    "bf16-true",
+    "16-true",
+    "64-true",
+    "32",
+    "16",
+    "bf16",
+    "64",
+    "transformer-engine",
+    "transformer-engine-float16",
+)
 # Logged on val but not an objective: why, and what to use instead.
 NOT_OBJECTIVES = {
     "loss": "is the training loss on val, not in the evaluated results; use val/log_loss (same cross-entropy)",
@@ -132,6 +147,11 @@ def check_trainer(cfg: DictConfig) -> None:
             raise _bad(
                 f"trainer.{key}", v, "a number of batches >= 1 or a fraction in (0, 1]; null = all batches"
             )
+    devices = t.get("devices")
+    if isinstance(devices, int) and not isinstance(devices, bool) and (devices == 0 or devices < -1):
+        raise _bad("trainer.devices", devices, "a count >= 1, -1 (all), auto, or a list of device ids")
+    if t.get("precision") is not None and str(t.precision) not in PRECISIONS:
+        raise _bad("trainer.precision", t.precision, f"use one of {', '.join(PRECISIONS)}")
     _range(cfg, "trainer.gradient_clip_val", 0, None, "must be >= 0 (0 or null: no clipping)")
     _range(cfg, "trainer.accumulate_grad_batches", 1, None, "must be >= 1")
     if str(t.precision).startswith("16") and cfg.optimizer.get("fused") and t.gradient_clip_val:
@@ -224,6 +244,8 @@ def check_run(cfg: DictConfig) -> None:
     seed = cfg.get("seed")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise _bad("seed", seed, "an integer, e.g. seed=42")
+    if not isinstance(cfg.get("test"), bool):
+        raise _bad("test", cfg.get("test"), "true or false (evaluate the best checkpoint on the test period)")
     ckpt = cfg.get("ckpt_path")
     if ckpt is not None and not Path(str(ckpt)).is_file():
         raise _bad("ckpt_path", ckpt, "no such file; point it at a run's checkpoints/last.ckpt")
@@ -311,9 +333,18 @@ def check_dataset_dates(cfg: DictConfig) -> None:
         return
     manifest = Manifest(Path(str(d.root)) / "raw" / "manifest.json")
     try:
-        entry = manifest.get(name, d.version)
+        entry = manifest.get(name)
     except DataError as e:
         raise ConfigError(f"data.ohlcv={name}: {e}") from None
+    try:
+        entry = manifest.get(name, d.version)
+    except (DataError, ValueError) as e:
+        raise _bad("data.version", d.version, f"{e}; use latest or one of those") from None
+    if d.get("vix"):
+        try:
+            manifest.get(d.vix)
+        except DataError as e:
+            raise ConfigError(f"data.vix={d.vix}: {e}; or data.vix=null for no VIX block") from None
     if d.split.method != "dates":
         return
     first, last = entry["first_date"], entry["last_date"]

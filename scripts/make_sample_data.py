@@ -33,11 +33,11 @@ def main(wheel: str) -> None:
             df = df.drop(columns=["Adj Close"], errors="ignore").dropna()
             path = Path(tmp) / f"{name}.csv"
             df.to_csv(path, index=False)
-            entry, created = ingest(
+            entry, status = ingest(
                 path, name, root, value_columns, "Date", source=f"arch 8.0.0 wheel (PyPI), {member}"
             )
             print(
-                ("registered" if created else "unchanged"),
+                status,  # registered | unchanged | restored
                 name,
                 f"v{entry['version']}",
                 entry["rows"],

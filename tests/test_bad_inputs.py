@@ -150,6 +150,11 @@ RULES = [
         "one direction per metric (2)",
     ),
     ({"budget__tolerance": 0.0}, "budget.tolerance=0.0", "> 0"),
+    ({"trainer__devices": 0}, "trainer.devices=0", "a count >= 1"),
+    ({"trainer__precision": "8-bit"}, "trainer.precision=8-bit", "use one of 32-true, bf16-mixed"),
+    ({"test": "maybe"}, "test=maybe", "true or false"),
+    ({"data__version": 7}, "data.version=7", "has no version 7"),
+    ({"data__vix": "VIX.nope"}, "data.vix=VIX.nope", "or data.vix=null"),
     ({"seed": "abc"}, "seed=abc", "an integer"),
     ({"ckpt_path": "/nope/last.ckpt"}, "ckpt_path=/nope/last.ckpt", "no such file"),
     ({"model__n_heads": 7}, "model.n_heads=7", "did you mean arch.n_heads=7?"),
@@ -239,6 +244,10 @@ def test_every_config_file_composes_and_validates(data_dir):
         ("model.revin=maybe", r"model\.revin=maybe: must be a boolean"),
         ("data.batch_size=1.5", r"data\.batch_size=1\.5: must be an integer"),
         ("data=nope", r"data=nope: no such option in conf/data/; choose one of: own, sample"),
+        (
+            "arch=d64_l2_h4_f25",
+            r"arch=d64_l2_h4_f25: no such option in conf/arch/; closest: d64_l2_h4_f256, .* in all\)$",
+        ),
     ],
 )
 def test_schema_refuses_at_compose_with_one_line(override, pattern):
@@ -623,7 +632,11 @@ def test_processed_file_repaired_by_build_force_and_automatically(tmp_path, root
 def test_manifest_messages_name_runnable_commands(tmp_path, root):
     with pytest.raises(DataError) as e:
         load_raw(root, "NOPE")
-    assert "`python -m patchtst_hpo.data ingest FILE --name NOPE`" in str(e.value)
+    assert f"`python -m patchtst_hpo.data --root {root} ingest FILE --name NOPE`" in str(e.value)
+    src = write_text(tmp_path, csv_text(300), "nope.csv")
+    r = run_cli([str(src) if a == "FILE" else a for a in _suggested(str(e.value))])
+    assert r.returncode == 0 and r.stdout.startswith("registered: NOPE v1"), r.stderr
+    assert load_raw(root, "NOPE")[1]["rows"] == 300
 
 
 # ---------------------------------------------------------------- your own file: data=own
@@ -652,3 +665,12 @@ def test_own_file_needs_only_its_name(tmp_path, root):
         f"data.split.val_start=2003-08-01: lies after the last date of MINE.daily (2000-01-03..{last}); pick a date "
         f"inside that span or use data.split.method=fractions"
     )
+
+
+def test_bom_padded_dates_and_a_date_index_are_the_same_table(tmp_path, root):
+    df = synthetic_ohlcv(300)
+    text = df.to_csv(index=False, date_format="%Y-%m-%d").replace("\n2000", "\n 2000")
+    e, status = ingest(write_text(tmp_path, "\ufeff" + text, "bom.csv"), "T", root)
+    assert status == "registered" and e["rows"] == 300
+    df.set_index("Date").to_parquet(tmp_path / "indexed.parquet")
+    assert ingest(tmp_path / "indexed.parquet", "T", root)[1] == "unchanged"

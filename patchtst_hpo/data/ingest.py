@@ -30,7 +30,7 @@ def raw_manifest(root: Path) -> Manifest:
 
 def normalize_name(name: object) -> str:
     """A column name as ingest compares it: stripped, lower case, inner spaces as `_` (`Adj Close` -> `adj_close`)."""
-    return "_".join(str(name).strip().lower().split())
+    return "_".join(str(name).replace("\ufeff", "").strip().lower().split())
 
 
 def read_table(path: Path, text: bool = False) -> pd.DataFrame:
@@ -44,7 +44,10 @@ def read_table(path: Path, text: bool = False) -> pd.DataFrame:
         raise DataError(f"{path}: no such file; check the path (relative paths are from the current folder)")
     try:
         if path.suffix == ".parquet":
-            return pd.read_parquet(path)
+            df = pd.read_parquet(path)
+            if isinstance(df.index, pd.DatetimeIndex):  # written with the dates as its index
+                df = df.reset_index()
+            return df
         extra = {"dtype": str, "keep_default_na": False} if text else {}
         df = pd.read_csv(path, skip_blank_lines=False, **extra)
     except Exception as e:  # pyarrow / pandas raise many types for corrupt files
@@ -84,7 +87,8 @@ def _date_column(df: pd.DataFrame, source: str, date_column: str) -> str:
 
 def _parse_dates(df: pd.DataFrame, col: str, source: str, date_format: str | None) -> pd.Series:
     raw = df[col]
-    dates = pd.to_datetime(raw, errors="coerce", format=date_format)
+    text = raw.str.strip() if pd.api.types.is_string_dtype(raw) else raw  # " 2020-01-02" misleads the format
+    dates = pd.to_datetime(text, errors="coerce", format=date_format)
     bad = dates.isna()
     if bad.any():
         rows = df.index[bad]

@@ -79,7 +79,7 @@ class Manifest:
             known = ", ".join(sorted(datasets)) or "none"
             raise DataError(
                 f"dataset {name!r} is not in {self.path} (registered: {known}); "
-                f"ingest it with `python -m patchtst_hpo.data ingest FILE --name {name}`"
+                f"ingest it with `{self.command()} ingest FILE --name {name}`"
             )
         entries = datasets[name]
         if version in (None, "latest"):
