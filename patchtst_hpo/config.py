@@ -103,6 +103,6 @@ def compose(config_name: str = "train", overrides: Sequence[str] = ()) -> DictCo
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             return hydra_compose(config_name=config_name, overrides=list(overrides))
     except HydraException as e:
-        from patchtst_hpo.cli import one_line
+        from patchtst_hpo.messages import one_line
 
         raise ConfigError(one_line(e)) from e

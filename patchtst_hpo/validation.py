@@ -91,7 +91,7 @@ def _choice(cfg: DictConfig, key: str, options: tuple[str, ...]) -> None:
 
 def check_unknown_keys(cfg: DictConfig) -> None:
     """Keys added with `+group.key=...` to a typed group (Hydra's `+` bypasses the schema)."""
-    from patchtst_hpo.cli import suggest
+    from patchtst_hpo.messages import suggest
 
     for group in cfg:
         node = cfg.get(group) if OmegaConf.is_dict(cfg) else None

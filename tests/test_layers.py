@@ -16,11 +16,12 @@ from patchtst_hpo.paths import REPO_DIR
 # Lower layers never import higher ones; a layer may import itself (models/patchtst -> models/arch_grid).
 LAYERS = [
     ("bottom", ["paths", "errors", "atomic"]),
-    ("shared", ["home", "metrics", "devices"]),
+    ("shared", ["home", "metrics"]),
     ("models, data", ["models", "data"]),
+    ("config, devices", ["config", "schemas", "messages", "devices"]),
     ("hpo", ["hpo"]),
     ("analysis", ["analysis"]),
-    ("config, validation", ["config", "validation"]),
+    ("validation, cli", ["validation", "cli"]),
     ("entry points", ["train", "report", "bench", "candidates", "data.__main__", "hydra_plugins"]),
 ]
 
