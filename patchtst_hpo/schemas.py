@@ -119,12 +119,17 @@ class WarmupCosineSchema:
     min_lr_ratio: float = MISSING
 
 
+# Keys of the trainer group that configure our app around Lightning's Trainer, not the Trainer itself
+# (train.py takes them out before building the Trainer).
+APP_TRAINER_KEYS = ("compile", "data_on_device")
+
+
 @dataclass
 class TrainerSchema:
     """Every argument of lightning's Trainer, so a typo is refused; unset ones keep Lightning's defaults."""
 
     _target_: str = MISSING
-    compile: bool = MISSING  # our app's switches around the Trainer (train.py takes them out)
+    compile: bool = MISSING  # APP_TRAINER_KEYS
     data_on_device: bool = MISSING
     accelerator: Any = "auto"
     strategy: Any = "auto"

@@ -31,6 +31,7 @@ from patchtst_hpo.errors import PatchTSTHPOError
 from patchtst_hpo.models import arch_grid
 from patchtst_hpo.models.arch_grid import Arch, Dims, count_params, train_flops
 from patchtst_hpo.paths import CONF_DIR
+from patchtst_hpo.schemas import APP_TRAINER_KEYS
 from patchtst_hpo.validation import validate
 
 if TYPE_CHECKING:  # torch and lightning take seconds to import: train() imports them after validate()
@@ -76,10 +77,6 @@ def build_callbacks(cfg: DictConfig, has_logger: bool) -> list[L.Callback]:
             PruningCallback(cfg.trial.storage, cfg.trial.study, int(cfg.trial.number), cfg.objective.metric)
         )
     return callbacks
-
-
-# Keys of the trainer group that configure our app around Lightning's Trainer, not the Trainer itself.
-APP_TRAINER_KEYS = ("compile", "data_on_device")
 
 
 def build_trainer(cfg: DictConfig) -> L.Trainer:
