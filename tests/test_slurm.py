@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import optuna
 
+from patchtst_hpo.hpo.storage import split_password
 from tests.helpers import check, run_cli, sweep_args
 
 State = optuna.trial.TrialState
@@ -11,11 +12,13 @@ STUDY = "s.tiny.h1_1pct"
 
 
 def test_slurm_recipe_jobs_report_to_postgres(tmp_path, data_dir, slurm, pg_url, postgres):
+    """The documented form: the URL without password, the password in PGPASSWORD (jobs inherit it)."""
     sweep = tmp_path / "sweep"
+    public, password = split_password(pg_url)
     args = sweep_args(
         sweep,
         data_dir,
-        pg_url,
+        public,
         "budget=tiny",
         "hydra/launcher=submitit_slurm",
         f"hydra.launcher.partition={slurm.partition}",
@@ -23,7 +26,7 @@ def test_slurm_recipe_jobs_report_to_postgres(tmp_path, data_dir, slurm, pg_url,
         "hydra.sweeper.n_jobs=2",
         "hydra.sweeper.n_trials=2",
     )
-    r = run_cli(args, env=slurm.env)
+    r = run_cli(args, env={**slurm.env, "PGPASSWORD": password})
     check(r)
     ts = optuna.load_study(study_name=STUDY, storage=pg_url).get_trials()
     assert [t.state for t in ts] == [State.COMPLETE, State.COMPLETE]

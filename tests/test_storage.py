@@ -124,3 +124,19 @@ def test_postgres_sweep_keeps_the_password_out_of_every_file(tmp_path, data_dir,
     assert hydra_cfg["sweeper"]["storage"] == public
     job = yaml.safe_load((sweep / STUDY / "0" / ".hydra" / "config.yaml").read_text())
     assert job["trial"]["storage"] == public
+
+
+@pytest.mark.slow
+def test_sweepers_creating_the_schema_at_once(pg_url):
+    """Four processes open an empty PostgreSQL database together: all get the storage (schema race retried)."""
+    import subprocess
+    import sys
+
+    code = (
+        f"from patchtst_hpo.hpo.storage import open_storage; open_storage({pg_url!r}, heartbeat_interval=1)"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True) for _ in range(4)
+    ]
+    errs = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, errs

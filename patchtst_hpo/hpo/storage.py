@@ -220,8 +220,26 @@ def open_storage(
             "heartbeat_stale_trial_callback": beat["callback"],
         }
     with contextlib.nullcontext() if locked else storage_lock(url):
-        with _quiet_experimental():
-            return HeartbeatRDBStorage(_rdb_url(url), engine_kwargs=kwargs, **rdb_kwargs)
+        return _rdb_storage(_rdb_url(url), kwargs, rdb_kwargs)
+
+
+def _rdb_storage(url: str, engine_kwargs: dict, rdb_kwargs: dict, tries: int = 6) -> RDBStorage:
+    """Sweepers started together on an empty server database race to create Optuna's tables (a unique
+    violation in the catalogue for the loser); the schema is then there, so the loser just tries again."""
+    import random
+
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    for attempt in range(tries):
+        try:
+            with _quiet_experimental():
+                return HeartbeatRDBStorage(url, engine_kwargs=engine_kwargs, **rdb_kwargs)
+        except (IntegrityError, ProgrammingError) as e:
+            if attempt == tries - 1 or "already exists" not in str(e) and "duplicate key" not in str(e):
+                raise
+            log.info("storage schema created concurrently by another process; retrying")
+            time.sleep(0.2 + random.random())
+    raise AssertionError("unreachable")
 
 
 @contextlib.contextmanager
