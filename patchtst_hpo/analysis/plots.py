@@ -146,7 +146,15 @@ def compute_figure(
         if key == "compute" and len(frontier_idx):
             fr = points.iloc[frontier_idx].sort_values("compute")
             ax.step(
-                fr["compute"], fr["loss"], where="post", color="0.3", lw=1, label="compute frontier (val)"
+                fr["compute"],
+                fr["loss"],
+                where="post",
+                color="0.3",
+                lw=1,
+                marker="o",
+                mfc="none",
+                ms=10,
+                label="compute frontier (val)",
             )
         _fit_line(
             ax,
@@ -156,6 +164,7 @@ def compute_figure(
             "C2",
         )
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # minor labels overlap
         ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)

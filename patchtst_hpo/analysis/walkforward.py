@@ -100,6 +100,7 @@ def run(cfg: DictConfig, g, r, budget: str, storage, out: Path) -> pd.DataFrame:
         y, p = runs[0]["y_test"][keep], np.stack([x["p_test"] for x in runs]).mean(0)[keep]
         pl, pg = base.p_test["logistic"][keep], base.p_test["gbdt"][keep]
         rows.append(_fold_row(f"fold {k}", frame["date"][keep], y, p, pl, pg, r.block, cfg))
+        r.warnings += [f"walk-forward {w}" for w in rows[-1]["warnings"].split(" | ") if w]
         for key, v in (("y", y), ("model", p), ("logistic", pl), ("gbdt", pg)):
             pooled[key].append(v)
     if rows:
@@ -133,7 +134,7 @@ def _fold_row(name, dates, y, p, pl, pg, block: int, cfg) -> dict:
         "diff_lo": d["lo"],
         "diff_hi": d["hi"],
         "verdict": metrics.verdict(d["lo"], d["hi"]),
-        "warnings": "; ".join(
+        "warnings": " | ".join(
             metrics.reliability_warnings(y, name, int(rel.min_samples), int(rel.min_per_class))
         ),
     }
