@@ -22,6 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from patchtst_hpo.atomic import atomic_write_bytes
@@ -35,7 +36,7 @@ from patchtst_hpo.data.ingest import (
     to_parquet_bytes,
 )
 from patchtst_hpo.data.manifest import Entry, now_iso, sha256_file
-from patchtst_hpo.data.processed import PIPELINE_VERSION, make_features, processed_manifest
+from patchtst_hpo.data.processed import LABEL_COLUMNS, PIPELINE_VERSION, processed_manifest
 from patchtst_hpo.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -191,20 +192,49 @@ def _inputs(entry: Entry) -> list[dict]:
 
 
 def make_panel_features(root: Path, entry: Entry, tier: str) -> pd.DataFrame:
-    """Features of every member, computed per symbol, stacked in (symbol, date) order."""
-    parts = []
-    for m in entry["symbols"]:
-        raw, _ = load_raw(root, m["name"], m["version"])
-        try:
-            df = make_features(raw, tier)
-        except DataError as e:
-            log.warning("panel %s: symbol %s skipped (%s)", entry["name"], m["symbol"], e)
-            continue
-        df.insert(0, "symbol", m["symbol"])
-        parts.append(df)
+    """Features of every member, computed per symbol, stacked in (symbol, date) order.
+
+    Symbols with identical dates are computed together (`features.compute_wide`): the same numbers as
+    `processed.make_features` of each symbol alone (tested), without one pandas pass per symbol.
+    Leading warm-up rows are dropped per symbol and later gaps carry forward within the symbol.
+    """
+    names = features.feature_names(tier)
+    raws = {m["symbol"]: load_raw(root, m["name"], m["version"])[0] for m in entry["symbols"]}
+    groups: dict[bytes, list[str]] = {}
+    for sym, raw in raws.items():
+        groups.setdefault(raw.index.to_numpy().tobytes(), []).append(sym)
+    parts: dict[str, dict[str, np.ndarray]] = {}
+    for syms in groups.values():
+        dates = raws[syms[0]].index
+        wide = {
+            c: pd.DataFrame({s: raws[s][c].to_numpy() for s in syms}, index=dates)
+            for c in ("open", "high", "low", "close", "volume")
+        }
+        feats = features.compute_wide(wide, tier)
+        arr = np.stack([feats[n].to_numpy() for n in names])  # [features, dates, symbols]
+        complete = np.isfinite(arr).all(axis=0)
+        filled = np.stack([feats[n].ffill().to_numpy() for n in names])
+        for j, sym in enumerate(syms):
+            if not complete[:, j].any():
+                log.warning(
+                    "panel %s: symbol %s skipped (shorter than the longest indicator window)",
+                    entry["name"],
+                    sym,
+                )
+                continue
+            first = int(np.argmax(complete[:, j]))
+            cols = {"date": dates.to_numpy()[first:]}
+            cols.update({n: filled[k, first:, j] for k, n in enumerate(names)})
+            cols.update({c: wide[c].to_numpy()[first:, j].astype("float64") for c in LABEL_COLUMNS})
+            parts[sym] = cols
     if not parts:
         raise DataError(f"panel {entry['name']!r}: no symbol is long enough for tier {tier!r}")
-    return pd.concat(parts, ignore_index=True)
+    order = [m["symbol"] for m in entry["symbols"] if m["symbol"] in parts]
+    n = [len(parts[s]["date"]) for s in order]
+    out = {"symbol": pd.Categorical(np.repeat(order, n), categories=order)}
+    for col in ["date", *names, *LABEL_COLUMNS]:
+        out[col] = np.concatenate([parts[s][col] for s in order])
+    return pd.DataFrame(out)
 
 
 def build(root: Path, name: str, tier: str, version: int | str = "latest") -> tuple[Entry, bool]:

@@ -38,10 +38,13 @@ def teacher(seed: int) -> np.ndarray:
 
 def signal_of(v: np.ndarray, seed: int) -> np.ndarray:
     """g[t] = sum_i mu_i (|v[t-i]| - E|v|) over the last LAGS values of `v`; NaN before LAGS-1."""
-    mu = teacher(seed)
-    win = np.lib.stride_tricks.sliding_window_view(np.abs(v) - ABS_MEAN, LAGS, axis=-1)[..., ::-1]
-    pad = np.full((*v.shape[:-1], LAGS - 1), np.nan)
-    return np.concatenate([pad, win @ mu], axis=-1)
+    mu, a = teacher(seed), np.abs(v) - ABS_MEAN
+    g = np.full(v.shape, np.nan)
+    g[..., LAGS - 1 :] = 0.0
+    n = v.shape[-1]
+    for i in range(LAGS):  # shift-and-add: memory stays O(symbols x days)
+        g[..., LAGS - 1 :] += mu[i] * a[..., LAGS - 1 - i : n - i]
+    return g
 
 
 def draws(symbols: int, days: int, seed: int, signal: str = "planted") -> tuple[np.ndarray, np.ndarray]:
