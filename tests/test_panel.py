@@ -311,3 +311,29 @@ def test_train_on_a_panel(root, tmp_path):
     assert [i["name"] for i in m["data"]["inputs"]][0] == "P" and len(m["data"]["inputs"]) == SYMBOLS + 1
     assert m["data"]["train_windows"] == round(0.5 * m["data"]["train_windows_available"])
     assert 0 <= m["test"]["auc"] <= 1
+
+
+# ---------- scale ----------
+
+
+def test_panel_bench_rows_small():
+    from patchtst_hpo.data.panel_bench import panel_loader_rows
+
+    build, loader = panel_loader_rows(
+        symbols=6, days=400, loader_batches=30, model_steps=2, budget="tiny", batch_size=64
+    )
+    assert build["windows"] > 0 and build["build_seconds"] > 0 and build["peak_rss_gib"] > 0
+    assert loader["loader_batches_per_s"] > 0 and loader["model_steps_per_s"] > 0
+    assert loader["model"].startswith("tiny ")
+
+
+@pytest.mark.slow
+def test_panel_scale_500_symbols_5000_days():
+    """The issue's scale bar: builds in < 60 s and < 4 GB RSS; the loader outpaces the 2M model 20x."""
+    from patchtst_hpo.data.panel_bench import panel_loader_rows
+
+    build, loader = panel_loader_rows(symbols=500, days=5000, loader_batches=500, model_steps=10)
+    print(build, loader)
+    assert build["windows"] > 2_300_000
+    assert build["build_seconds"] < 60 and build["peak_rss_gib"] < 4, build
+    assert loader["loader_to_model_ratio"] >= 20, loader

@@ -189,15 +189,16 @@ class WindowDataModule(L.LightningDataModule):
             return feats
         if d.normalize != "zscore":
             raise ConfigError(f"data.normalize={d.normalize!r}: use zscore or none")
-        train = np.concatenate([np.arange(s[0].start, s[0].stop) for s in segs])
-        mean, std = _stats(feats[train])
+        pooled = None
+        if d.normalize_by == "pooled" or len(segs) == 1 or any(s[0].stop - s[0].start < 2 for s in segs):
+            pooled = _stats(feats[np.concatenate([np.arange(s[0].start, s[0].stop) for s in segs])])
         if d.normalize_by == "pooled" or len(segs) == 1:
-            feats -= mean
-            feats /= std
+            feats -= pooled[0]
+            feats /= pooled[1]
             return feats
         for s in segs:  # per symbol; a symbol without training rows falls back to the pooled statistics
             tr, (a, b) = s[0], (s[0].start, s[-1].stop)
-            m, sd = _stats(feats[tr.start : tr.stop]) if tr.stop - tr.start > 1 else (mean, std)
+            m, sd = _stats(feats[tr.start : tr.stop]) if tr.stop - tr.start > 1 else pooled
             feats[a:b] -= m
             feats[a:b] /= sd
         return feats

@@ -207,7 +207,7 @@ def make_panel_features(root: Path, entry: Entry, tier: str) -> pd.DataFrame:
     for syms in groups.values():
         dates = raws[syms[0]].index
         wide = {
-            c: pd.DataFrame({s: raws[s][c].to_numpy() for s in syms}, index=dates)
+            c: pd.DataFrame(np.column_stack([raws[s][c].to_numpy() for s in syms]), index=dates, columns=syms)
             for c in ("open", "high", "low", "close", "volume")
         }
         feats = features.compute_wide(wide, tier)
