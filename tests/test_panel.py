@@ -320,7 +320,7 @@ def test_panel_bench_rows_small():
     from patchtst_hpo.data.panel_bench import panel_loader_rows
 
     build, loader = panel_loader_rows(
-        symbols=6, days=400, loader_batches=30, model_steps=2, budget="tiny", batch_size=64
+        symbols=6, days=700, loader_batches=30, model_steps=2, budget="tiny", batch_size=64
     )
     assert build["windows"] > 0 and build["build_seconds"] > 0 and build["peak_rss_gib"] > 0
     assert loader["loader_batches_per_s"] > 0 and loader["model_steps_per_s"] > 0
