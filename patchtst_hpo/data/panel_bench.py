@@ -76,8 +76,18 @@ def panel_loader_rows(
         rss = _peak_rss_gib()
         windows = sum(len(ds) for ds in dm.datasets.values())
 
-        it = iter(dm.train_dataloader())
-        loader_rate = _rate(lambda: next(it), loader_batches, warmup=10)
+        loader = dm.train_dataloader()
+        it = iter(loader)
+
+        def next_batch() -> None:
+            nonlocal it
+            try:
+                next(it)
+            except StopIteration:  # a new epoch: reshuffle, as training does
+                it = iter(loader)
+                next(it)
+
+        loader_rate = _rate(next_batch, loader_batches, warmup=10)
 
         arch, dims = arch_from_cfg(cfg), dims_from_cfg(cfg)
         model = PatchTST(model_config(arch, dims))
