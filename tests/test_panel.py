@@ -19,11 +19,14 @@ SYMBOLS, DAYS = 4, 400
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
-    """Per-symbol parquet files; symbol S0003 starts 60 business days late (ragged calendar)."""
+    """Per-symbol parquet files on a ragged calendar: S0001 ends 30 days early, S0002 misses one day in the
+    middle, S0003 starts 60 business days late."""
     out = tmp_path_factory.mktemp("synth")
     synthetic.write(out, SYMBOLS, DAYS, seed=1)
-    late = out / "S0003.parquet"
-    pd.read_parquet(late).iloc[60:].to_parquet(late, index=False)
+    for sym, rows in (("S0001", slice(0, DAYS - 30)), ("S0003", slice(60, None))):
+        pd.read_parquet(out / f"{sym}.parquet").iloc[rows].to_parquet(out / f"{sym}.parquet", index=False)
+    gap = pd.read_parquet(out / "S0002.parquet")
+    gap.drop(index=120).to_parquet(out / "S0002.parquet", index=False)
     return out
 
 

@@ -194,38 +194,48 @@ def _inputs(entry: Entry) -> list[dict]:
 def make_panel_features(root: Path, entry: Entry, tier: str) -> pd.DataFrame:
     """Features of every member, computed per symbol, stacked in (symbol, date) order.
 
-    Symbols with identical dates are computed together (`features.compute_wide`): the same numbers as
-    `processed.make_features` of each symbol alone (tested), without one pandas pass per symbol.
+    Symbols are computed together (`features.compute_wide`) on the union calendar when their dates are a
+    contiguous run of it (late starts and early ends included), else with the symbols sharing their exact
+    dates: the same numbers as `processed.make_features` of each symbol alone (tested), without one pandas
+    pass per symbol.
     Leading warm-up rows are dropped per symbol and later gaps carry forward within the symbol.
     """
     names = features.feature_names(tier)
     raws = {m["symbol"]: load_raw(root, m["name"], m["version"])[0] for m in entry["symbols"]}
-    groups: dict[bytes, list[str]] = {}
+    union = pd.DatetimeIndex(np.unique(np.concatenate([r.index.to_numpy() for r in raws.values()])))
+    groups: dict[bytes, tuple[pd.DatetimeIndex, list[tuple[str, int]]]] = {}
     for sym, raw in raws.items():
-        groups.setdefault(raw.index.to_numpy().tobytes(), []).append(sym)
+        p = int(union.searchsorted(raw.index[0]))
+        if union[p : p + len(raw)].equals(raw.index):  # a contiguous run of the union calendar
+            groups.setdefault(b"union", (union, []))[1].append((sym, p))
+        else:  # gaps of its own: computed with the symbols that share its exact dates
+            groups.setdefault(raw.index.to_numpy().tobytes(), (raw.index, []))[1].append((sym, 0))
     parts: dict[str, dict[str, np.ndarray]] = {}
-    for syms in groups.values():
-        dates = raws[syms[0]].index
-        wide = {
-            c: pd.DataFrame(np.column_stack([raws[s][c].to_numpy() for s in syms]), index=dates, columns=syms)
-            for c in ("open", "high", "low", "close", "volume")
-        }
+    for dates, members in groups.values():
+        wide = {}
+        for c in ("open", "high", "low", "close", "volume"):
+            arr = np.full((len(dates), len(members)), np.nan)
+            for j, (sym, p) in enumerate(members):
+                arr[p : p + len(raws[sym]), j] = raws[sym][c].to_numpy()
+            wide[c] = pd.DataFrame(arr, index=dates, columns=[sym for sym, _ in members])
+        # before a symbol's first date its column is NaN: trailing windows and ewm(adjust=False) then
+        # start at its first row, exactly as for the symbol alone (tested with a late-starting symbol)
         feats = features.compute_wide(wide, tier)
-        arr = np.stack([feats[n].to_numpy() for n in names])  # [features, dates, symbols]
-        complete = np.isfinite(arr).all(axis=0)
-        filled = np.stack([feats[n].ffill().to_numpy() for n in names])
-        for j, sym in enumerate(syms):
-            if not complete[:, j].any():
+        complete = np.isfinite(np.stack([feats[n].to_numpy() for n in names])).all(axis=0)
+        filled = np.stack([feats[n].ffill().to_numpy() for n in names])  # [features, dates, symbols]
+        for j, (sym, p) in enumerate(members):
+            stop = p + len(raws[sym])
+            if not complete[p:stop, j].any():
                 log.warning(
                     "panel %s: symbol %s skipped (shorter than the longest indicator window)",
                     entry["name"],
                     sym,
                 )
                 continue
-            first = int(np.argmax(complete[:, j]))
-            cols = {"date": dates.to_numpy()[first:]}
-            cols.update({n: filled[k, first:, j] for k, n in enumerate(names)})
-            cols.update({c: wide[c].to_numpy()[first:, j].astype("float64") for c in LABEL_COLUMNS})
+            first = p + int(np.argmax(complete[p:stop, j]))
+            cols = {"date": dates.to_numpy()[first:stop]}
+            cols.update({n: filled[k, first:stop, j] for k, n in enumerate(names)})
+            cols.update({c: wide[c].to_numpy()[first:stop, j] for c in LABEL_COLUMNS})
             parts[sym] = cols
     if not parts:
         raise DataError(f"panel {entry['name']!r}: no symbol is long enough for tier {tier!r}")
