@@ -1,4 +1,4 @@
-"""`python -m patchtst_hpo.data {ingest,build,verify,list}`: the data registry from the command line."""
+"""`python -m patchtst_hpo.data {ingest,ingest-panel,synth,build,verify,list}`: the data registry from the command line."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from patchtst_hpo.data import ingest as ingest_mod
-from patchtst_hpo.data import processed
+from patchtst_hpo.data import panel_cli, processed
 from patchtst_hpo.errors import PatchTSTHPOError
 from patchtst_hpo.home import default_data_dir
 from patchtst_hpo.paths import CONF_DIR
@@ -69,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument(
         "--force", action="store_true", help="recompute and rewrite the file even if it looks intact"
     )
+    panel_cli.add_parsers(sub)
     sub.add_parser("verify", help="re-hash every registered file and report changes")
     sub.add_parser("list", help="show both manifests")
     return p
@@ -119,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"{word}: {entry['id']} v{entry['version']} ({entry['rows']} rows x {len(entry['features'])} "
                 f"features, {entry['first_date']}..{entry['last_date']}) -> {entry['path']}"
             )
+        elif args.cmd in panel_cli.COMMANDS:
+            panel_cli.run(args)
         elif args.cmd == "verify":
             problems = [
                 *ingest_mod.raw_manifest(args.root).verify(),

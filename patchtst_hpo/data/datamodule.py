@@ -3,6 +3,9 @@
 All rows live in one float32 tensor `[rows, features]`. A batch is gathered in one indexing op from the
 anchor rows (`x[anchor - C + 1 .. anchor]`), so there is no per-sample Python or pandas work and no
 copy per window. Normalisation statistics come from the train segment's rows only.
+
+A panel (`data.panel`) is the same array with the symbols' rows stacked in (symbol, date) order; anchors
+are taken per symbol, so no window or label ever spans two symbols, and a batch mixes symbols.
 """
 
 from __future__ import annotations
@@ -24,13 +27,28 @@ from torch.utils.data import (
     SequentialSampler,
 )
 
-from patchtst_hpo.data import processed
+from patchtst_hpo.data import panel, processed
 from patchtst_hpo.data.labels import threshold_labels
-from patchtst_hpo.data.splits import Segment, train_val_test
-from patchtst_hpo.errors import ConfigError
+from patchtst_hpo.data.splits import Segment, calendar_bounds, symbol_segments, train_val_test
+from patchtst_hpo.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
+
+
+def _symbol_blocks(symbols: pd.Series) -> list[tuple[str, int, int]]:
+    """(symbol, first row, stop row) of each contiguous symbol block of a (symbol, date)-sorted panel."""
+    codes, uniques = pd.factorize(symbols, sort=False)
+    cuts = [0, *(np.flatnonzero(np.diff(codes)) + 1).tolist(), len(codes)]
+    if len(cuts) - 1 != len(uniques):
+        raise DataError("processed panel rows are not grouped by symbol; delete it to rebuild")
+    return [(str(uniques[codes[a]]), a, b) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+
+
+def _stats(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mean, std = rows.mean(axis=0), rows.std(axis=0)
+    std[std == 0] = 1.0
+    return mean, std
 
 
 class WindowDataset(Dataset):
@@ -74,39 +92,77 @@ class WindowDataModule(L.LightningDataModule):
         if self.datasets:
             return
         d, task = self.data_cfg, self.task_cfg
-        df, entry = processed.load(d.root, d.ohlcv, d.tier, d.vix, d.version)
+        fraction = float(d.train_fraction)
+        if not 0 < fraction <= 1:
+            raise ConfigError(
+                f"data.train_fraction={fraction}: must be in (0, 1] (1.0 = all training windows)"
+            )
+        if d.normalize_by not in ("symbol", "pooled"):
+            raise ConfigError(f"data.normalize_by={d.normalize_by!r}: use symbol or pooled")
+        if d.get("panel"):
+            df, entry = panel.load(d.root, d.panel, d.tier, d.version)
+            blocks = _symbol_blocks(df["symbol"])
+        else:
+            df, entry = processed.load(d.root, d.ohlcv, d.tier, d.vix, d.version)
+            blocks = [(str(d.ohlcv), 0, len(df))]
         names = entry["features"]
         if len(names) != self.num_features:
             raise ConfigError(
                 f"data.num_features={self.num_features} but {entry['id']} has {len(names)} features"
             )
         ctx, h = int(d.context_length), int(task.horizon)
-        segs = train_val_test(pd.DatetimeIndex(df["date"]), d.split, ctx, h)
-        labels = threshold_labels(
-            df["high"].to_numpy(), df["close"].to_numpy(), h, float(task.threshold), task.label
+        dates = pd.DatetimeIndex(df["date"])
+        segs = self._segments(dates, blocks, ctx, h)
+        labels = np.concatenate(
+            [
+                threshold_labels(
+                    df["high"].to_numpy()[a:b],
+                    df["close"].to_numpy()[a:b],
+                    h,
+                    float(task.threshold),
+                    task.label,
+                )
+                for _, a, b in blocks
+            ]
         )
-        feats = df[names].to_numpy(dtype=np.float64)
-        train_rows = feats[segs[0].start : segs[0].stop]
-        if d.normalize == "zscore":
-            mean, std = train_rows.mean(axis=0), train_rows.std(axis=0)
-            std[std == 0] = 1.0
-            feats = (feats - mean) / std
-        elif d.normalize != "none":
-            raise ConfigError(f"data.normalize={d.normalize!r}: use zscore or none")
-        anchors = {s.name: s.anchors(ctx, h) for s in segs}
+        feats = self._normalise(df[names].to_numpy(dtype=np.float64, copy=True), segs)
+        anchors = {
+            name: np.concatenate([s[i].anchors(ctx, h) for s in segs]) for i, name in enumerate(SPLITS)
+        }
         if d.fit_on == "train_val":  # final confirmation: fit on train+val, the test period stays held out
-            anchors["train"] = Segment("train_val", segs[0].start, segs[1].stop).anchors(ctx, h)
+            anchors["train"] = np.concatenate(
+                [Segment("train_val", s[0].start, s[1].stop).anchors(ctx, h) for s in segs]
+            )
         elif d.fit_on != "train":
             raise ConfigError(f"data.fit_on={d.fit_on!r}: use train or train_val")
-        if d.shuffle_labels:
-            rng = np.random.default_rng(self.seed)
-            for a in anchors.values():  # permute within each split: a sanity check for leakage
-                labels[a] = rng.permutation(labels[a])
+        for name, a in anchors.items():
+            if len(a) == 0:
+                raise DataError(
+                    f"split {name!r} has no complete sample in {entry['id']} (context_length + horizon = "
+                    f"{ctx + h} rows per symbol); move data.split boundaries or use more data"
+                )
+        all_train = len(anchors["train"])
+        if fraction < 1:  # a seeded subset; a smaller fraction keeps a subset of a larger one's windows
+            keep = np.random.default_rng([self.seed, 1]).permutation(all_train)[
+                : max(1, round(fraction * all_train))
+            ]
+            anchors["train"] = np.sort(anchors["train"][keep])
+        train_labels = labels
+        if d.shuffle_labels:  # training labels only: val/test stay real, so a leak would still score > 0.5
+            a = anchors["train"]
+            train_labels = labels.copy()
+            train_labels[a] = np.random.default_rng(self.seed).permutation(labels[a])
         x = torch.from_numpy(feats.astype(np.float32))
         multiclass = int(task.num_classes) > 1
-        y = torch.from_numpy(np.nan_to_num(labels, nan=0.0)).to(torch.long if multiclass else torch.float32)
-        self.datasets = {name: WindowDataset(x, y, a, ctx) for name, a in anchors.items()}
-        self.info = self._describe(entry, df, segs, anchors, labels)
+        dtype = torch.long if multiclass else torch.float32
+        y = torch.from_numpy(np.nan_to_num(labels, nan=0.0)).to(dtype)
+        y_train = (
+            y if train_labels is labels else torch.from_numpy(np.nan_to_num(train_labels, nan=0.0)).to(dtype)
+        )
+        self.datasets = {
+            name: WindowDataset(x, y_train if name == "train" else y, a, ctx) for name, a in anchors.items()
+        }
+        self.info = self._describe(entry, dates, segs, blocks, anchors, labels, all_train)
         log.info(
             "data %s v%s: %s",
             entry["id"],
@@ -117,16 +173,48 @@ class WindowDataModule(L.LightningDataModule):
             ),
         )
 
-    def _describe(self, entry, df, segs: list[Segment], anchors, labels) -> dict[str, Any]:
-        splits = {}
-        for s in segs:
-            a = anchors[s.name]
-            splits[s.name] = {
+    def _segments(self, dates: pd.DatetimeIndex, blocks, ctx: int, h: int) -> list[list[Segment]]:
+        """Per symbol: its [train, val, test] row segments (calendar boundaries shared by all symbols)."""
+        split = self.data_cfg.split
+        if not self.data_cfg.get("panel"):
+            return [train_val_test(dates, split, ctx, h)]
+        purge = 0 if split.get("purge") is None else int(split.purge)
+        bounds = calendar_bounds(dates.unique().sort_values(), split)
+        return [symbol_segments(dates[a:b], bounds, purge, offset=a) for _, a, b in blocks]
+
+    def _normalise(self, feats: np.ndarray, segs: list[list[Segment]]) -> np.ndarray:
+        """z-score with statistics from training rows only: pooled over symbols, or per symbol."""
+        d = self.data_cfg
+        if d.normalize == "none":
+            return feats
+        if d.normalize != "zscore":
+            raise ConfigError(f"data.normalize={d.normalize!r}: use zscore or none")
+        pooled = None
+        if d.normalize_by == "pooled" or len(segs) == 1 or any(s[0].stop - s[0].start < 2 for s in segs):
+            pooled = _stats(feats[np.concatenate([np.arange(s[0].start, s[0].stop) for s in segs])])
+        if d.normalize_by == "pooled" or len(segs) == 1:
+            feats -= pooled[0]
+            feats /= pooled[1]
+            return feats
+        for s in segs:  # per symbol; a symbol without training rows falls back to the pooled statistics
+            tr, (a, b) = s[0], (s[0].start, s[-1].stop)
+            m, sd = _stats(feats[tr.start : tr.stop]) if tr.stop - tr.start > 1 else pooled
+            feats[a:b] -= m
+            feats[a:b] /= sd
+        return feats
+
+    def _describe(self, entry, dates, segs, blocks, anchors, labels, all_train: int) -> dict[str, Any]:
+        d, splits = self.data_cfg, {}
+        for i, name in enumerate(SPLITS):
+            a = anchors[name]
+            splits[name] = {
                 "samples": len(a),
                 "positive_rate": float(labels[a].mean()),
-                "first_date": df["date"].iloc[a[0]].date().isoformat(),
-                "last_date": df["date"].iloc[a[-1]].date().isoformat(),
-                "rows": [s.start, s.stop],
+                "first_date": dates[a.min()].date().isoformat(),
+                "last_date": dates[a.max()].date().isoformat(),
+                "rows": [segs[0][i].start, segs[0][i].stop]
+                if len(segs) == 1
+                else int(sum(s[i].stop - s[i].start for s in segs)),
             }
         return {
             "id": entry["id"],
@@ -137,6 +225,12 @@ class WindowDataModule(L.LightningDataModule):
             "tier": entry["tier"],
             "num_features": len(entry["features"]),
             "rows": entry["rows"],
+            "symbols": len(blocks),
+            "normalize_by": str(d.normalize_by),
+            "train_fraction": float(d.train_fraction),
+            "train_windows": len(anchors["train"]),
+            "train_windows_available": all_train,
+            "shuffle_labels": bool(d.shuffle_labels),
             "splits": splits,
         }
 

@@ -41,10 +41,8 @@ def _stoch_rsi(close: pd.Series, n: int = 14) -> pd.Series:
 
 
 def _true_range(df: Frame) -> pd.Series:
-    prev = df["close"].shift(1)
-    return pd.concat(
-        [df["high"] - df["low"], (df["high"] - prev).abs(), (df["low"] - prev).abs()], axis=1
-    ).max(axis=1)
+    prev = df["close"].shift(1)  # fmax skips the NaN of the first row, elementwise (Series or wide frames)
+    return np.fmax(np.fmax(df["high"] - df["low"], (df["high"] - prev).abs()), (df["low"] - prev).abs())
 
 
 def _adx(df: Frame, n: int = 14) -> pd.Series:
@@ -146,6 +144,20 @@ def _blocks(tier: str, with_vix: bool) -> list[Block]:
 
 def feature_names(tier: str, with_vix: bool = False) -> list[str]:
     return [name for block in _blocks(tier, with_vix) for name in block]
+
+
+def compute_wide(frames: dict[str, Frame], tier: str) -> dict[str, Frame]:
+    """Features of many symbols sharing one date index at once: `frames` maps open/high/low/close/volume
+    to (dates x symbols) frames; returns feature name -> (dates x symbols) float32 frame, warm-up NaN.
+
+    Every indicator is elementwise or a per-column rolling/ewm, so column j equals `compute` of symbol j
+    alone, at the cost of one pandas call per indicator for the whole group (panels build in seconds).
+    """
+    return {
+        name: fn(frames).replace([np.inf, -np.inf], np.nan).astype("float32")
+        for block in _blocks(tier, False)
+        for name, fn in block.items()
+    }
 
 
 def compute(df: Frame, tier: str, with_vix: bool = False) -> Frame:

@@ -23,6 +23,7 @@ class Segment:
     stop: int  # last row (exclusive)
 
     def anchors(self, context_length: int, horizon: int) -> np.ndarray:
+        """Anchor rows whose window and label lie inside the segment (empty if it is too short)."""
         return np.arange(self.start + context_length - 1, self.stop - horizon, dtype=np.int64)
 
 
@@ -63,6 +64,39 @@ def train_val_test(dates: pd.DatetimeIndex, split, context_length: int, horizon:
                 f"boundaries or use more data"
             )
     return segs
+
+
+def calendar_bounds(calendar: pd.DatetimeIndex, split) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """First val date and first test date, shared by every symbol of a panel.
+
+    `calendar` is the sorted union of all symbols' dates; `method: fractions` cuts it by row count, so
+    with one symbol the boundaries are exactly those of `train_val_test`.
+    """
+    b1, b2 = _rows_from_cfg(calendar, split)
+    if not 0 < b1 < b2 < len(calendar):
+        raise DataError(
+            f"data.split leaves an empty segment on the panel calendar ({len(calendar)} dates, "
+            f"{calendar[0].date()}..{calendar[-1].date()}); move val_start/test_start inside it"
+        )
+    return calendar[b1], calendar[b2]
+
+
+def symbol_segments(
+    dates: pd.DatetimeIndex, bounds: tuple[pd.Timestamp, pd.Timestamp], purge: int, offset: int = 0
+) -> list[Segment]:
+    """One symbol's train/val/test rows (shifted by `offset`, its first row in the panel array).
+
+    The calendar boundaries are shared; the purge is counted in this symbol's own rows, so a symbol
+    with gaps still has `purge` rows of its own between segments. A segment may be too short for
+    any sample: `Segment.anchors` is then empty and the symbol simply adds nothing to that split.
+    """
+    b1, b2 = (int(dates.searchsorted(b)) for b in bounds)
+    n = len(dates)
+    return [
+        Segment("train", offset, offset + b1),
+        Segment("val", offset + min(b1 + purge, b2), offset + b2),
+        Segment("test", offset + min(b2 + purge, n), offset + n),
+    ]
 
 
 def walk_forward(

@@ -1,0 +1,96 @@
+"""The known-answer check: on a synthetic panel with a planted, capacity-hungry signal the framework must
+find that bigger budgets score better (and fit alpha > 0 with a CI excluding 0); with shuffled training
+labels it must find nothing (AUC 0.5 +- 0.05, no scaling). See docs/data.md "Known-answer check"."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from patchtst_hpo.analysis.scaling import fit
+from patchtst_hpo.data import panel, synthetic
+from patchtst_hpo.metrics import bootstrap_ci
+from patchtst_hpo.train import train
+
+# (budget, d_model): one layer, one head, d_ff = 2 d_model; the counts fall inside each ka* budget.
+BUDGETS = [("ka400", 4), ("ka1k", 8), ("ka3k", 16), ("ka10k", 32)]
+
+
+@pytest.fixture(scope="module")
+def ka_root(tmp_path_factory) -> Path:
+    files, root = tmp_path_factory.mktemp("ka_files"), tmp_path_factory.mktemp("ka_data")
+    synthetic.write(files, symbols=40, days=1200, seed=0)
+    panel.ingest_panel(str(files), "KNOWN.ANSWER", root)
+    return root
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op thread: tiny models run several times faster on a shared 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def run(cfg_factory, root: Path, out: Path, budget: str, d: int, *extra: str) -> dict:
+    cfg = cfg_factory(
+        "experiment=known_answer",
+        f"budget={budget}",
+        f"arch.name=d{d}_l1_h1_f{2 * d}",
+        f"arch.d_model={d}",
+        "arch.n_layers=1",
+        "arch.n_heads=1",
+        f"arch.d_ff={2 * d}",
+        f"paths.data_dir={root}",
+        f"paths.output_dir={out}",
+        "logger=none",
+        "callbacks.lr_monitor=null",
+        "callbacks.progress.refresh_rate=0",
+        *extra,
+    )
+    res = train(cfg)
+    pred = np.load(out / "predictions_test.npz")
+    res["test_auc_ci"] = bootstrap_ci(pred["y"], pred["p"], n_boot=200)
+    return res
+
+
+def table(rows: list[dict]) -> str:
+    return "\n".join(
+        f"{r['budget']:>6} {r['params']:>6} params  val AUC {r['val']['auc']:.3f}  test AUC {r['test']['auc']:.3f} "
+        f"[{r['test_auc_ci'][0]:.3f}, {r['test_auc_ci'][1]:.3f}]  {r['epochs']} epochs"
+        for r in rows
+    )
+
+
+def test_bigger_budget_scores_better(cfg_factory, ka_root, tmp_path, one_thread):
+    """The cheap version kept in the default suite: 2 budgets, 4 epochs, a clear margin."""
+    small, big = (
+        run(cfg_factory, ka_root, tmp_path / b, b, d, "trainer.max_epochs=4")
+        for b, d in (BUDGETS[0], BUDGETS[2])
+    )
+    print(table([small, big]))
+    assert small["params"] < big["params"]
+    assert big["test"]["auc"] >= small["test"]["auc"] + 0.03, table([small, big])
+    assert big["val"]["auc"] >= small["val"]["auc"] + 0.03, table([small, big])
+
+
+@pytest.mark.slow
+def test_scaling_found_and_shuffled_twin_finds_none(cfg_factory, ka_root, tmp_path, one_thread):
+    real = [run(cfg_factory, ka_root, tmp_path / f"r{b}", b, d) for b, d in BUDGETS]
+    shuf = [
+        run(cfg_factory, ka_root, tmp_path / f"s{b}", b, d, "data.shuffle_labels=true") for b, d in BUDGETS
+    ]
+    n = np.array([r["params"] for r in real])
+    f_real = fit(n, np.array([1 - r["test"]["auc"] for r in real]))
+    f_shuf = fit(n, np.array([1 - r["test"]["auc"] for r in shuf]))
+    report = f"real:\n{table(real)}\n{f_real.verdict()}\nshuffled:\n{table(shuf)}\n{f_shuf.verdict()}"
+    print(report)
+    aucs = [r["test"]["auc"] for r in real]
+    assert all(b > a - 0.005 for a, b in zip(aucs, aucs[1:], strict=False)), report  # rises with size
+    assert aucs[-1] - aucs[0] >= 0.05, report
+    assert f_real.alpha > 0 and f_real.scaling_detected and f_real.alpha_ci[0] > 0, report
+    for r in shuf:
+        assert abs(r["test"]["auc"] - 0.5) <= 0.05 and abs(r["val"]["auc"] - 0.5) <= 0.05, report
+    assert not f_shuf.scaling_detected, report
