@@ -8,7 +8,7 @@ from sklearn.metrics import roc_auc_score
 from patchtst_hpo import metrics
 from patchtst_hpo.analysis import compute, confirm
 from patchtst_hpo.analysis.groups import Group, search_warnings
-from patchtst_hpo.models.arch_grid import Dims
+from patchtst_hpo.models.arch_grid import Arch, Dims, train_flops
 
 
 def _scores(n, signal, seed):
@@ -109,7 +109,7 @@ def test_compute_frontier_and_fits_recover_a_power_law():
     assert compute.fits(pts.head(2), 50, 0) == {"params": None, "compute": None}
 
 
-def test_flops_recorded_then_fallback():
+def test_flops_recorded_then_model_count():
     dims = Dims(num_features=25, context_length=60, patch_len=8, stride=8, num_classes=1)
     row = pd.Series({"train_flops": 1e12, "params": 10})
     assert compute.flops_of(row, dims, 128) == (1e12, "recorded")
@@ -127,10 +127,8 @@ def test_flops_recorded_then_fallback():
     )
     flops, source = compute.flops_of(row, dims, batch_size=128)
     samples = min(10 * 128, 500)
-    if source == "6*N*tokens":
-        assert flops == 6 * 1000 * samples * dims.num_patches
-    else:  # the model layer's count once merged: still scales with the samples seen
-        assert source == "arch_grid.train_flops" and flops > 0
+    arch = Arch(64, 2, 2, 128)
+    assert source == "arch_grid.train_flops" and flops == train_flops(arch, dims, samples)
 
 
 def test_search_warnings_when_only_extremes_ran():

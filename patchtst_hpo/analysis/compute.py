@@ -28,17 +28,14 @@ def _samples(row: pd.Series, batch_size: int) -> float:
 
 
 def flops_of(row: pd.Series, dims: Dims, batch_size: int) -> tuple[float, str]:
-    """(training FLOPs, source) of one trial row: recorded, model-layer estimate, or 6*N*tokens fallback."""
+    """(training FLOPs, source) of one trial row: recorded in metrics.json, else the model layer's count."""
     if pd.notna(row.get("train_flops")):
         return float(row["train_flops"]), "recorded"
     samples = _samples(row, batch_size)
     if not np.isfinite(samples) or pd.isna(row.get("d_model")):
         return float("nan"), "unknown"
-    if hasattr(arch_grid, "train_flops"):  # the gpu helper's model-layer count (agreed name)
-        arch = Arch(int(row["d_model"]), int(row["n_layers"]), int(row["n_heads"]), int(row["d_ff"]))
-        return float(arch_grid.train_flops(arch, dims, int(samples))), "arch_grid.train_flops"
-    # INTEGRATOR: fallback until models/arch_grid.train_flops is merged; remove then.
-    return 6.0 * float(row["params"]) * samples * dims.num_patches, "6*N*tokens"
+    arch = Arch(int(row["d_model"]), int(row["n_layers"]), int(row["n_heads"]), int(row["d_ff"]))
+    return float(arch_grid.train_flops(arch, dims, int(samples))), "arch_grid.train_flops"
 
 
 def add_compute(trials: pd.DataFrame, dims: Dims, batch_size: int) -> pd.DataFrame:
