@@ -114,7 +114,10 @@ def test_ten_random_kills_then_resume(tmp_path, data_dir):
         kills += proc.returncode == -signal.SIGKILL
     before = _job_files(sweep)
     check(run_cli(args))
-    _check_resumed(url, sweep, n, before)
+    ts = _check_resumed(url, sweep, n, before)
+    print(
+        f"{kills} SIGKILLs, {sum(t.state == State.FAIL for t in ts)} stale trials recovered, {len(ts)} trials"
+    )
     assert kills >= 8
 
 
@@ -128,6 +131,7 @@ def test_postgres_sweeper_on_host_a_recovered_by_heartbeat_expiry(tmp_path, data
     study = optuna.load_study(study_name=STUDY, storage=pg_url)
     storage = optuna_private.storage(study)
     lost = [t for t in study.get_trials() if t.state == State.RUNNING]
+    assert lost
     for t in lost:  # as if that sweeper ran on another machine
         storage.set_trial_user_attr(optuna_private.trial_id(t), "sweeper_host", "host-a")
     before = _job_files(sweep)
