@@ -192,6 +192,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     }
     if trainer.is_global_zero:  # under DDP every rank evaluates the same full val/test sets
         write_json(out_dir / "metrics.json", result)
+        for cb in trainer.callbacks:
+            if hasattr(cb, "record"):  # the sweep trial's pruning callback: accounting onto the trial
+                cb.record(result)
         for split_name, (y, p) in lit.predictions.items():
             np.savez_compressed(out_dir / f"predictions_{split_name}.npz", y=y, p=p)
     log.info(

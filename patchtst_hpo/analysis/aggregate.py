@@ -67,13 +67,13 @@ def _train_fraction(attrs: dict, params: dict, m: dict) -> float:
     return 1.0
 
 
-def _seen(m: dict) -> dict:
-    """Training compute fields written by train.py (NaN until a run records them; see analysis/compute.py)."""
+def _seen(m: dict, trial_attrs: dict) -> dict:
+    """Training compute fields: recorded on the trial by its job, else read from its metrics.json."""
     data = m.get("data", {})
     windows = data.get("train_windows", data.get("splits", {}).get("train", {}).get("samples"))
     return {
         "train_windows": windows,
-        **{k: m.get(k) for k in ("steps", "samples_seen", "tokens_seen", "train_flops")},
+        **{k: trial_attrs.get(k, m.get(k)) for k in ("steps", "samples_seen", "tokens_seen", "train_flops")},
     }
 
 
@@ -101,7 +101,7 @@ def trials_table(storage: BaseStorage, names: list[str]) -> pd.DataFrame:
                 "epochs": m.get("epochs", t.user_attrs.get("epochs")),
                 "best_epoch": m.get("best_epoch"),
                 "train_fraction": _train_fraction(attrs, t.params, m),
-                **_seen(m),
+                **_seen(m, t.user_attrs),
                 "enqueued": t.user_attrs.get("enqueued"),
                 "wall_seconds": (t.datetime_complete - t.datetime_start).total_seconds()
                 if t.datetime_complete and t.datetime_start

@@ -32,6 +32,10 @@ def load_trial(storage_url: str, study_name: str, number: int) -> optuna.trial.T
     return optuna.trial.Trial(study, trial_id)
 
 
+# metrics.json keys copied onto the trial (compute accounting: issue 14's loss-vs-compute plots).
+RECORDED = ("train_flops", "samples_seen", "tokens_seen", "checkpoint_bytes", "fit_seconds")
+
+
 class PruningCallback(L.Callback):
     """Reports `monitor` after each training epoch's validation; raises `optuna.TrialPruned` when told to."""
 
@@ -63,3 +67,9 @@ class PruningCallback(L.Callback):
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.fitting = False
         self.trial.set_user_attr("epochs", int(trainer.current_epoch))
+
+    def record(self, result: dict) -> None:
+        """Put the run's compute accounting on its trial, so the report reads it from the study itself."""
+        for key in RECORDED:
+            if result.get(key) is not None:
+                self.trial.set_user_attr(key, result[key])
