@@ -286,6 +286,8 @@ def test_single_series_name_as_panel_fails_with_fix(root, files):
     ingest(files / "S0000.parquet", "ONE", r)
     with pytest.raises(DataError, match="single series, not a panel"):
         panel.build(r, "ONE", "ohlcv5")
+    with pytest.raises(DataError, match=r"panel 'NOPE' is not in .*\(panels: (L, )?P\)"):
+        panel.build(r, "NOPE", "ohlcv5")
 
 
 # ---------- end to end ----------

@@ -170,6 +170,13 @@ def ingest_panel(
 def panel_entry(root: Path, name: str, version: int | str = "latest") -> Entry:
     """The panel's raw manifest entry, sha256-checked, with a clear error if `name` is a single series."""
     manifest = raw_manifest(root)
+    datasets = manifest.load()
+    if name not in datasets:  # list the panels only, not every member symbol
+        panels = sorted(n for n, v in datasets.items() if v and v[-1].get("kind") == "panel")
+        raise DataError(
+            f"panel {name!r} is not in {manifest.path} (panels: {', '.join(panels) or 'none'}); ingest it "
+            f"with `python -m patchtst_hpo.data ingest-panel DIR --name {name}` or set data.panel"
+        )
     entry = manifest.get(name, version)
     if entry.get("kind") != "panel":
         raise DataError(
