@@ -14,7 +14,6 @@ from omegaconf import DictConfig
 
 from patchtst_hpo import metrics
 from patchtst_hpo.analysis import (
-    alignment,
     baselines,
     compute,
     confirm,
@@ -195,7 +194,7 @@ def _economics(
 ) -> None:
     """Sharpe table and equity curves: timing strategies of the best-val winner and the baselines vs buy-and-hold."""
     e = cfg.economics
-    frame = alignment.anchor_frame(dm, "test")
+    frame = dm.anchor_frame("test")
     if not np.array_equal(frame["label"].to_numpy(), base.y_test):
         raise RuntimeError("economics: anchor frame labels differ from the test labels")
     kw = {

@@ -18,7 +18,7 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from patchtst_hpo import metrics
-from patchtst_hpo.analysis import alignment, baselines, confirm
+from patchtst_hpo.analysis import baselines, confirm
 from patchtst_hpo.data import features, splits
 from patchtst_hpo.errors import ConfigError
 
@@ -74,7 +74,7 @@ def run(cfg: DictConfig, g, r, budget: str, storage, out: Path) -> pd.DataFrame:
     study = optuna.load_study(study_name=win["study"], storage=storage)
     fixed = [o for o in g.attrs[win["study"]]["fixed_overrides"] if not o.startswith(SPLIT_KEYS)]
     tcfg, dm = confirm.datamodule(fixed)
-    dates = alignment.calendar(dm)
+    dates = dm.calendar()
     ctx = int(tcfg.data.context_length)
     purge = 0 if tcfg.data.split.get("purge") is None else int(tcfg.data.split.purge)
     starts, notes = fold_starts(dates, wf, purge)
@@ -86,7 +86,7 @@ def run(cfg: DictConfig, g, r, budget: str, storage, out: Path) -> pd.DataFrame:
         split_o = _fold_overrides(dates, start, ctx, purge, int(wf.val_rows))
         end = dates[starts[k + 1]] if k + 1 < len(starts) else None
         _, fdm = confirm.datamodule([*fixed, *split_o])
-        frame = alignment.anchor_frame(fdm, "test")
+        frame = fdm.anchor_frame("test")
         keep = (frame["date"] >= dates[start]).to_numpy() & (
             (frame["date"] < end).to_numpy() if end is not None else True
         )

@@ -163,6 +163,15 @@ class WindowDataModule(L.LightningDataModule):
             name: WindowDataset(x, y_train if name == "train" else y, a, ctx) for name, a in anchors.items()
         }
         self.info = self._describe(entry, dates, segs, blocks, anchors, labels, all_train)
+        symbols = df["symbol"].to_numpy() if "symbol" in df else np.full(len(df), str(d.ohlcv), dtype=object)
+        self.rows = pd.DataFrame(
+            {
+                "date": dates,
+                "symbol": symbols,
+                "close": df["close"].to_numpy(dtype=np.float64),
+                "label": labels,
+            }
+        )
         log.info(
             "data %s v%s: %s",
             entry["id"],
@@ -172,6 +181,24 @@ class WindowDataModule(L.LightningDataModule):
                 for k, v in self.info["splits"].items()
             ),
         )
+
+    def anchor_frame(self, split: str) -> pd.DataFrame:
+        """One row per sample of `split`, in prediction order: date, symbol, ret (close[t+1]/close[t] - 1 of
+        anchor t, inside its symbol: an anchor always has its horizon's rows after it) and the real label."""
+        a = self.datasets[split].anchors.numpy()
+        close = self.rows["close"].to_numpy()
+        return pd.DataFrame(
+            {
+                "date": self.rows["date"].to_numpy()[a],
+                "symbol": self.rows["symbol"].to_numpy()[a],
+                "ret": close[a + 1] / close[a] - 1,
+                "label": self.rows["label"].to_numpy()[a],  # the real label, even with shuffle_labels
+            }
+        )
+
+    def calendar(self) -> pd.DatetimeIndex:
+        """Every date of the dataset, all symbols together (sorted, unique): walk-forward folds cut on it."""
+        return pd.DatetimeIndex(self.rows["date"].drop_duplicates().sort_values())
 
     def _segments(self, dates: pd.DatetimeIndex, blocks, ctx: int, h: int) -> list[list[Segment]]:
         """Per symbol: its [train, val, test] row segments (calendar boundaries shared by all symbols)."""
