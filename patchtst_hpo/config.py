@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from patchtst_hpo import schemas
 from patchtst_hpo.home import register_resolvers
 from patchtst_hpo.models.arch_grid import generate
-from patchtst_hpo.paths import CONF_DIR, GRID_FILE
+from patchtst_hpo.paths import CONF_DIR, GRID_DIR
 
 
 class _SharedGroup(dict):
@@ -38,12 +38,17 @@ class _SharedGroup(dict):
 
 
 def register_arch_group() -> list[str]:
-    """Add one `arch/<name>` entry per grid point to Hydra's ConfigStore; returns the names."""
+    """Add one `arch/<name>` entry per point of every grid in `conf/grid/` to Hydra's ConfigStore.
+
+    Returns the names. A grid is chosen per run (`grid=...`); the sweeper's `arch=NAME` overrides must resolve
+    for any of them, so the group is their union (a point in two grids is one entry).
+    """
     cs = ConfigStore.instance()
     if not isinstance(cs.repo.get("arch"), _SharedGroup):
         cs.repo["arch"] = _SharedGroup(cs.repo.get("arch", {}))
+    archs = sorted({a for f in sorted(GRID_DIR.glob("*.yaml")) for a in generate(OmegaConf.load(f))})
     names = []
-    for arch in generate(OmegaConf.load(GRID_FILE)):
+    for arch in archs:
         node = {
             "name": arch.name,
             "d_model": arch.d_model,

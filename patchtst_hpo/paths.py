@@ -16,7 +16,7 @@ REPO_DIR = PACKAGE_DIR.parent
 # A wheel carries conf/ inside the package; a checkout has it beside the package.
 INSTALLED = (PACKAGE_DIR / "conf").is_dir()
 CONF_DIR = PACKAGE_DIR / "conf" if INSTALLED else REPO_DIR / "conf"
-GRID_FILE = CONF_DIR / "grid" / "default.yaml"
+GRID_DIR = CONF_DIR / "grid"  # every file here is a search space; the arch group holds all their points
 # The bundled sample (raw/manifest.json + parquet): read-only; copied into a user data dir on first use.
 SAMPLE_DIR = PACKAGE_DIR / "sample_data" if INSTALLED else REPO_DIR / "data"
 DATA_DIR = REPO_DIR / "data"  # the checkout's data root (tests, scripts); runs use paths.data_dir

@@ -21,6 +21,7 @@ def test_bench_smoke_writes_results_schema(tmp_path, data_dir):
         "training",
         "hf",
         "data",
+        "panel",
         "trial_overhead",
         "param_accounting_2b",
         "gpu",
@@ -37,6 +38,9 @@ def test_bench_smoke_writes_results_schema(tmp_path, data_dir):
     ):
         assert row[key] > 0, key
     assert res["data"]["loader_windows_per_s"] > 0 and res["data"]["a25_build_seconds_synthetic"] > 0
+    build, loader = res["panel"]
+    assert build["symbols"] == 3 and build["windows"] > 0 and build["peak_rss_gib"] > 0
+    assert loader["loader_batches_per_s"] > 0 and loader["loader_to_model_ratio"] > 0
     assert res["trial_overhead"]["trials"] == 2 and res["trial_overhead"]["median_overhead_seconds"] > 0
     acc = res["param_accounting_2b"]
     assert acc["all_exact"] and acc["mismatches"] == [] and acc["candidates"] == 15

@@ -38,11 +38,7 @@ def run(cfg_factory, root: Path, out: Path, budget: str, d: int, *extra: str) ->
     cfg = cfg_factory(
         "experiment=known_answer",
         f"budget={budget}",
-        f"arch.name=d{d}_l1_h1_f{2 * d}",
-        f"arch.d_model={d}",
-        "arch.n_layers=1",
-        "arch.n_heads=1",
-        f"arch.d_ff={2 * d}",
+        f"arch=d{d}_l1_h1_f{2 * d}",  # a point of conf/grid/known_answer.yaml
         f"paths.data_dir={root}",
         f"paths.output_dir={out}",
         "logger=none",

@@ -19,7 +19,7 @@ from patchtst_hpo.bench.loops import matmul_rate
 from patchtst_hpo.bench.markdown import markdown
 from patchtst_hpo.paths import CONF_DIR
 
-OPTIONAL = ("hf", "data", "trial_overhead", "param_accounting_2b")
+OPTIONAL = ("hf", "data", "panel", "trial_overhead", "param_accounting_2b")
 
 
 def run(bcfg: DictConfig, out: Path) -> dict[str, Any]:
@@ -48,6 +48,13 @@ def run(bcfg: DictConfig, out: Path) -> dict[str, Any]:
         rates = {r["budget"]: r["plain_samples_per_s"] for r in res.get("training", [])}
         res["data"] = sections.data_section(
             bcfg, data_dir, rates.get(bcfg.hf_budget, min(rates.values(), default=1.0))
+        )
+    if "panel" in chosen:  # issue 14: a synthetic panel's build and loader against the 2M model's step rate
+        from patchtst_hpo.data.panel_bench import panel_loader_rows
+
+        p = bcfg.panel
+        res["panel"] = panel_loader_rows(
+            int(p.symbols), int(p.days), int(bcfg.batch_size), int(p.loader_batches), int(p.model_steps)
         )
     if "trial_overhead" in chosen:
         res["trial_overhead"] = sections.trial_overhead_section(bcfg, data_dir)

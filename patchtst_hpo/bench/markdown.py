@@ -31,6 +31,15 @@ def markdown(res: dict) -> str:
             f"{d['a25_build_seconds_sample']:.3f}s on the sample ({d['sample_rows']} rows), "
             f"{d['a25_build_seconds_synthetic']:.2f}s on {d['synthetic_rows']:,} synthetic rows.",
         ]
+    if isinstance(res["panel"], list):
+        b, r = res["panel"]
+        lines += [
+            "",
+            f"Panel ({b['symbols']} symbols x {b['days']} days, {b['windows']:,} windows): ingest "
+            f"{b['ingest_seconds']:.1f}s, build {b['build_seconds']:.1f}s ({b['build_cpu_seconds']:.1f}s CPU), "
+            f"peak RSS {b['peak_rss_gib']:.2f} GiB; train loader {r['loader_batches_per_s']:,.0f} batches/s vs "
+            f"{r['model']} {r['model_steps_per_s']:.2f} steps/s = {r['loader_to_model_ratio']:,.0f}x.",
+        ]
     o = res["trial_overhead"]
     lines += [
         "",
