@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from patchtst_hpo.config import ARCH_NAMES
 from patchtst_hpo.paths import REPO_DIR
 from tests.helpers import check, run_cli
 
@@ -163,14 +164,16 @@ def test_user_config_dir_layers_on_with_searchpath(tmp_path):
 
 @pytest.mark.parametrize("flag", ["--help", pytest.param("--hydra-help", marks=pytest.mark.slow)])
 def test_help_lists_every_arch(flag):
-    """One entry per architecture (1,000 and `auto`); listing them took a minute before the arch group was shared."""
+    """One entry per architecture (every grid's points and `auto`); listing them took a minute before the arch
+    group was shared."""
     r = run_cli(["-m", "patchtst_hpo.train", flag])
     check(r)
     if flag == "--hydra-help":
         assert "hydra/sweeper: basic, budget_optuna" in r.stdout
         return
     listed = r.stdout.split("arch: ")[1].split("\n")[0].split(", ")
-    assert len(listed) == 1000 + 1 and {"auto", "d64_l2_h2_f128", "d1024_l24_h16_f4096"} <= set(listed)
+    assert len(listed) == len(ARCH_NAMES) + 1 and len(ARCH_NAMES) > 1000
+    assert {"auto", "d64_l2_h2_f128", "d1024_l24_h16_f4096", "d4_l1_h1_f8"} <= set(listed)
 
 
 def _warn_from(module: str) -> None:

@@ -321,7 +321,7 @@ def test_train_on_a_panel(root, tmp_path):
 
 
 def test_panel_bench_rows_small():
-    from patchtst_hpo.data.panel_bench import panel_loader_rows
+    from patchtst_hpo.bench.panel import panel_loader_rows
 
     build, loader = panel_loader_rows(
         symbols=6, days=700, loader_batches=30, model_steps=2, budget="tiny", batch_size=64
@@ -334,7 +334,7 @@ def test_panel_bench_rows_small():
 @pytest.mark.slow
 def test_panel_scale_500_symbols_5000_days():
     """The issue's scale bar: builds in < 60 s and < 4 GB RSS; the loader outpaces the 2M model 20x."""
-    from patchtst_hpo.data.panel_bench import panel_loader_rows
+    from patchtst_hpo.bench.panel import panel_loader_rows
 
     build, loader = panel_loader_rows(symbols=500, days=5000, loader_batches=500, model_steps=10)
     print(build, loader)

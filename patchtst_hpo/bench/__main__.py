@@ -50,7 +50,7 @@ def run(bcfg: DictConfig, out: Path) -> dict[str, Any]:
             bcfg, data_dir, rates.get(bcfg.hf_budget, min(rates.values(), default=1.0))
         )
     if "panel" in chosen:  # issue 14: a synthetic panel's build and loader against the 2M model's step rate
-        from patchtst_hpo.data.panel_bench import panel_loader_rows
+        from patchtst_hpo.bench.panel import panel_loader_rows
 
         p = bcfg.panel
         res["panel"] = panel_loader_rows(

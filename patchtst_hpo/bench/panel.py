@@ -129,7 +129,7 @@ def panel_loader_rows(
     ]
 
 
-if __name__ == "__main__":  # python -m patchtst_hpo.data.panel_bench [symbols days]
+if __name__ == "__main__":  # python -m patchtst_hpo.bench.panel [symbols days]
     import json
 
     logging.basicConfig(level=logging.INFO)
