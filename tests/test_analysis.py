@@ -172,13 +172,13 @@ def test_walk_forward_fold_starts_from_boundaries_and_folds():
 
 
 def test_training_run_warnings_use_the_configured_thresholds(cfg_factory, caplog):
-    from patchtst_hpo import train
+    from patchtst_hpo import run_record
 
     cfg = cfg_factory("reliability.min_samples=100", "reliability.min_per_class=5")
     y = np.r_[np.zeros(4), np.ones(46)]
     big = (np.arange(1000) % 2).astype(float)
     with caplog.at_level("WARNING"):
-        w = train._reliability(cfg, {"val": (big, big), "test": (y, y)})
+        w = run_record.reliability_warnings(cfg, {"val": (big, big), "test": (y, y)})
     assert len(w) == 2 and all(x.startswith("test:") for x in w)
     assert "4 negatives" in caplog.text
 

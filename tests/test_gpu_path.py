@@ -10,6 +10,7 @@ from lightning.pytorch.strategies import SingleDeviceStrategy
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
+from patchtst_hpo.build import build_model, build_trainer, model_config
 from patchtst_hpo.data.datamodule import WindowDataModule
 from patchtst_hpo.devices import (
     RESERVED_BYTES,
@@ -29,7 +30,7 @@ from patchtst_hpo.models.arch_grid import (
     train_flops,
 )
 from patchtst_hpo.models.patchtst import PatchTST
-from patchtst_hpo.train import build_model, build_trainer, model_config, train
+from patchtst_hpo.train import train
 from tests.helpers import check, run_cli
 
 FAST = [

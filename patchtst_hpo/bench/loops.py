@@ -19,10 +19,10 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from patchtst_hpo.build import model_config
 from patchtst_hpo.models.arch_grid import arch_from_cfg, dims_from_cfg
 from patchtst_hpo.models.lit_module import warmup_cosine
 from patchtst_hpo.models.patchtst import PatchTST
-from patchtst_hpo.train import model_config
 
 
 @dataclass(frozen=True)
@@ -168,8 +168,8 @@ def our_path(cfg: DictConfig, dm, steps: int, warmup: int) -> tuple[Timing, floa
     """
     from omegaconf import open_dict
 
+    from patchtst_hpo.build import build_model, build_trainer
     from patchtst_hpo.devices import data_to_device
-    from patchtst_hpo.train import build_model, build_trainer
 
     torch.manual_seed(0)
     with open_dict(cfg), tempfile.TemporaryDirectory() as tmp:

@@ -1,0 +1,61 @@
+"""What a finished run records about itself beyond its metrics: its best epoch, the disk its checkpoints take,
+its start-up time and warnings about evaluation splits too small to trust (all in metrics.json)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from omegaconf import DictConfig
+
+if TYPE_CHECKING:
+    import lightning as L
+
+log = logging.getLogger(__name__)
+
+
+def checkpoint_bytes(trainer: L.Trainer) -> int:
+    """Bytes the run's checkpoint folder holds at the end (what a sweep trial leaves on disk)."""
+    cb = trainer.checkpoint_callback
+    d = Path(cb.dirpath) if cb is not None and cb.dirpath else None
+    return sum(f.stat().st_size for f in d.rglob("*") if f.is_file()) if d and d.is_dir() else 0
+
+
+def since_process_start(t: float | None) -> float | None:
+    """Seconds from this process's start to wall-clock time `t` (Linux /proc, 1 s resolution; else None).
+
+    In a sweep every trial runs in the sweep's process, so there it is the time since the sweep started.
+    """
+    if t is None:
+        return None
+    try:
+        stat = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        boot = next(int(line.split()[1]) for line in open("/proc/stat") if line.startswith("btime"))
+    except (OSError, StopIteration, IndexError, ValueError):
+        return None
+    return round(t - (boot + int(stat[19]) / os.sysconf("SC_CLK_TCK")), 2)
+
+
+def reliability_warnings(cfg: DictConfig, predictions: dict) -> list[str]:
+    """Warnings (also logged) for evaluation splits too small or unbalanced to trust (metrics.json `warnings`)."""
+    from patchtst_hpo import metrics  # scikit-learn: imported only once a run has predictions
+
+    r = cfg.reliability
+    out = [
+        w
+        for split, (y, _) in predictions.items()
+        for w in metrics.reliability_warnings(y, split, int(r.min_samples), int(r.min_per_class))
+    ]
+    for w in out:
+        log.warning("%s", w)
+    return out
+
+
+def best_epoch(ckpt: str | None) -> int | None:
+    if not ckpt:
+        return None
+    import torch
+
+    return int(torch.load(ckpt, map_location="cpu", weights_only=False, mmap=True)["epoch"]) + 1
