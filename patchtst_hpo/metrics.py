@@ -102,7 +102,8 @@ def resample_indices(n: int, block: int, rng: np.random.Generator) -> np.ndarray
     return ((starts[:, None] + np.arange(block)[None, :]) % n).ravel()[:n]
 
 
-def _quantiles(vals: list[float], level: float) -> tuple[float, float]:
+def quantile_ci(vals: list[float], level: float) -> tuple[float, float]:
+    """The central `level` interval of bootstrap statistics (NaNs when there are none)."""
     if not vals:
         return float("nan"), float("nan")
     lo, hi = np.quantile(vals, [(1 - level) / 2, (1 + level) / 2])
@@ -132,7 +133,7 @@ def bootstrap_ci(
         v = float(np.mean([fn(y[i], q[i]) for q in ps]))
         if np.isfinite(v):
             vals.append(v)
-    return _quantiles(vals, level)
+    return quantile_ci(vals, level)
 
 
 def paired_bootstrap(
@@ -163,7 +164,7 @@ def paired_bootstrap(
         v = stat(resample_indices(len(y), block, rng))
         if np.isfinite(v):
             vals.append(v)
-    lo, hi = _quantiles(vals, level)
+    lo, hi = quantile_ci(vals, level)
     return {"diff": stat(np.arange(len(y))), "lo": lo, "hi": hi}
 
 

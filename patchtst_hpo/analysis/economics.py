@@ -45,11 +45,7 @@ def sharpe_ci(
     rng = np.random.default_rng(seed)
     r = np.asarray(r, dtype=np.float64)
     vals = [sharpe(r[metrics.resample_indices(len(r), block, rng)], periods_per_year) for _ in range(n_boot)]
-    vals = [v for v in vals if np.isfinite(v)]
-    if not vals:
-        return float("nan"), float("nan")
-    lo, hi = np.quantile(vals, [(1 - level) / 2, (1 + level) / 2])
-    return float(lo), float(hi)
+    return metrics.quantile_ci([v for v in vals if np.isfinite(v)], level)
 
 
 def summarize(
