@@ -72,9 +72,8 @@ class CmaEsSamplerConf:
     n_startup_trials: int = 1
     warn_independent_sampling: bool = True
     consider_pruned_trials: bool = False
-    restart_strategy: Any = None
-    inc_popsize: int = 2
     use_separable_cma: bool = False
+    # upstream's restart_strategy / inc_popsize are gone: deprecated and ignored since Optuna 4.4
 
 
 @dataclass
