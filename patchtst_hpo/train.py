@@ -21,6 +21,9 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
+# The sweeper's config (hydra/sweeper=budget_optuna and its presets) registered here too: Hydra's plugin scan
+# cannot see the hydra_plugins namespace of an editable install (`make install`) from another folder.
+import hydra_plugins.patchtst_hpo_sweeper.config  # noqa: F401
 from patchtst_hpo import build, cli, run_record
 from patchtst_hpo import config as _config  # noqa: F401  (registers the arch group, schemas and resolvers)
 from patchtst_hpo.atomic import write_json
