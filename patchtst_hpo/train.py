@@ -21,9 +21,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-# The sweeper's config (hydra/sweeper=budget_optuna and its presets) registered here too: Hydra's plugin scan
-# cannot see the hydra_plugins namespace of an editable install (`make install`) from another folder.
-import hydra_plugins.patchtst_hpo_sweeper.config  # noqa: F401
+from hydra_plugins.patchtst_hpo_sweeper.budget_optuna import register as register_sweeper
 from patchtst_hpo import build, cli, run_record
 from patchtst_hpo import config as _config  # noqa: F401  (registers the arch group, schemas and resolvers)
 from patchtst_hpo.atomic import write_json
@@ -175,6 +173,13 @@ def main(cfg: DictConfig) -> float | list[float]:
 
 EXIT_DIVERGED = 3  # a run that finished but whose objective is NaN/inf
 
-if __name__ == "__main__":
+
+def run() -> None:
+    """`python -m patchtst_hpo.train` and `patchtst-train`: one-line errors, the sweeper registered, then Hydra."""
     cli.install()
+    register_sweeper()  # found even where Hydra's plugin scan cannot see an editable install
     main()
+
+
+if __name__ == "__main__":
+    run()

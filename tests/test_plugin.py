@@ -4,7 +4,7 @@ import subprocess
 import sys
 
 from patchtst_hpo.paths import REPO_DIR
-from tests.helpers import run_cli
+from tests.helpers import FAST, check, run_cli, sqlite_storage
 
 DISCOVER = (
     "from hydra.core.plugins import Plugins; from hydra.plugins.sweeper import Sweeper; "
@@ -71,3 +71,26 @@ def test_presets_are_in_the_config_store_and_build():
         cfg = {**entry.node, **({"lower": 0.5} if name == "threshold.yaml" else {})}  # it needs a bound
         spec = pruners.spec_from_config(cfg)  # every preset passes the job side's allowlist
         assert isinstance(pruners.build(spec, name), optuna.pruners.BasePruner)
+
+
+def test_app_sweeps_from_another_folder(tmp_path, data_dir):
+    """Run from outside the checkout, where Hydra's plugin scan cannot see an editable install's namespace
+    package: the training app registers the sweeper itself, so `-m` still runs a study."""
+    r = run_cli(
+        [
+            "-m",
+            "patchtst_hpo.train",
+            "-m",
+            "budget=tiny",
+            *FAST,
+            "trainer.max_epochs=1",
+            "hydra.sweeper.n_trials=1",
+            f"paths.data_dir={data_dir}",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+            f"hydra.sweeper.storage={sqlite_storage(tmp_path)}",
+        ],
+        cwd=tmp_path,
+        env={"PYTHONPATH": ""},
+    )
+    check(r)
+    assert "\npatchtst.tiny.h1_1pct,1,0,0," in (tmp_path / "sweep" / "summary.csv").read_text()  # 1 COMPLETE

@@ -25,3 +25,15 @@ class BudgetOptunaSweeper(Sweeper):
 
     def sweep(self, arguments: list[str]) -> Any:
         return self.impl.sweep(arguments)
+
+
+def register() -> None:
+    """Register the sweeper with Hydra by hand (idempotent).
+
+    Hydra finds plugins by scanning the `hydra_plugins` namespace on `sys.path`; an editable install exposes it
+    only through setuptools' import hook, which that scan cannot walk from outside the checkout. Apps call this
+    before Hydra starts; the import of this module has already registered the configs.
+    """
+    from hydra.core.plugins import Plugins
+
+    Plugins.instance().register(BudgetOptunaSweeper)
