@@ -20,6 +20,7 @@ import pandas as pd
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from patchtst_hpo import cli
 from patchtst_hpo.analysis import aggregate, group_report, plots, summary
 from patchtst_hpo.analysis.groups import split as split_groups
 from patchtst_hpo.atomic import atomic_write_bytes, write_json, write_text
@@ -129,9 +130,16 @@ def main(cfg: DictConfig) -> None:
     try:
         report(cfg, Path(HydraConfig.get().runtime.output_dir))
     except PatchTSTHPOError as e:
-        log.error("%s: %s", type(e).__name__, e)
-        sys.exit(2)
+        log.error("%s: %s", type(e).__name__, cli.one_line(e))  # for the log; stderr gets the line below
+        cli.report(e)
+        sys.exit(cli.EXIT_USAGE)
+
+
+def run() -> None:
+    """`python -m patchtst_hpo.report` and `patchtst-report`: config errors as one line (exit 2), then Hydra."""
+    cli.install()
+    main()
 
 
 if __name__ == "__main__":
-    main()
+    run()

@@ -167,7 +167,9 @@ def test_report_unknown_prefix_names_the_studies(tmp_path):
             f"hydra.run.dir={tmp_path / 'r'}",
         ]
     )
-    assert r.returncode == 2 and "abc.tiny.h1_1pct" in r.stdout + r.stderr
+    assert r.returncode == 2
+    last = r.stderr.strip().splitlines()[-1]  # one line on stderr naming what is there
+    assert last.startswith("error: ") and "abc.tiny.h1_1pct" in last
 
 
 def _fake_study(store: str, name: str, task: str, data_dir, values: list[float]) -> None:
