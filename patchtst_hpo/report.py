@@ -26,6 +26,7 @@ from patchtst_hpo.analysis.groups import split as split_groups
 from patchtst_hpo.atomic import atomic_write_bytes, write_json, write_text
 from patchtst_hpo.errors import ConfigError, PatchTSTHPOError
 from patchtst_hpo.hpo.storage import open_storage
+from patchtst_hpo.paths import CONF_DIR
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +126,7 @@ def _group_json(r: group_report.GroupResult) -> dict:
     }
 
 
-@hydra.main(config_path="../conf", config_name="report", version_base="1.3")
+@hydra.main(config_path=str(CONF_DIR), config_name="report", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     try:
         report(cfg, Path(HydraConfig.get().runtime.output_dir))

@@ -95,7 +95,7 @@ def test_kill_right_after_ask_then_resume(tmp_path, data_dir):
 def test_ten_random_kills_then_resume(tmp_path, data_dir):
     """SIGKILL at 10 random moments (half of them right after a trial appears), re-running each time."""
     url, sweep = f"sqlite:///{tmp_path / 'o.db'}", tmp_path / "sweep"
-    n = 6
+    n = 16  # more trials than 10 short-lived sweepers can finish, so every one of them is killed mid-sweep
     args = sweep_args(sweep, data_dir, url, "budget=tiny", f"hydra.sweeper.n_trials={n}", *BEAT)
     rng = random.Random(0)
     kills = 0
@@ -107,7 +107,7 @@ def test_ten_random_kills_then_resume(tmp_path, data_dir):
         if i % 2 == 0:
             ready = lambda ts, seen=seen: len(ts) > seen  # noqa: E731  right after ask
         else:
-            moment = time.time() + rng.uniform(3, 25)
+            moment = time.time() + rng.uniform(1, 8)  # start-up, recovery or a running trial
             ready = lambda ts, moment=moment: time.time() > moment  # noqa: E731
         proc = _start(args)
         _kill_when(proc, url, ready)
