@@ -40,7 +40,7 @@ class BudgetOptunaSweeperSchema:
     custom_search_space: Any = None  # dotted path of fn(cfg, trial) that suggests more params
     heartbeat_interval: int = 10  # s between heartbeats of a running trial (RDB and journal storages)
     grace_period: int = 30  # s without a heartbeat after which a RUNNING trial is failed and re-queued
-    max_retry: int = 3  # how often a lost trial's configuration is queued again
+    max_retry: int = 3  # how often a lost trial's configuration is queued again (a shape extreme: always)
 
 
 @dataclass

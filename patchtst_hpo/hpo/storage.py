@@ -157,19 +157,26 @@ def _grace(storage) -> int:
 
 class RetryLostTrial:
     """`RetryFailedTrialCallback` for a trial whose sweeper died: the configuration (params, `enqueued`
-    marker) is queued again as a new trial, without the dead attempt's run dir, host and pid."""
+    marker) is queued again as a new trial, without the dead attempt's run dir, host and pid.
+
+    A shape extreme is queued again whatever its retry count: every study must see its extremes, and losing
+    its sweeper is never the configuration's fault. Other configurations are retried up to `max_retry` times.
+    """
 
     def __init__(self, max_retry: int) -> None:
         # Optuna 4.9 renamed RetryFailedTrialCallback; the old name still works (deprecated) before that.
         retry_cls = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)
         with _quiet_experimental():
             self.retry = (retry_cls or optuna.storages.RetryFailedTrialCallback)(max_retry=max_retry)
+            self.retry_extreme = (retry_cls or optuna.storages.RetryFailedTrialCallback)(max_retry=None)
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         fresh = copy.deepcopy(trial)
         fresh.user_attrs = {k: v for k, v in trial.user_attrs.items() if k not in ATTEMPT_ATTRS}
         with _quiet_experimental():
-            self.retry(study, fresh)
+            (self.retry_extreme if trial.user_attrs.get("enqueued") == "extreme" else self.retry)(
+                study, fresh
+            )
         log.warning(
             "%s: trial %d was RUNNING with no live sweeper; marked FAIL and queued again",
             study.study_name,
