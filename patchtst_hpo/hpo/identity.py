@@ -20,7 +20,7 @@ KEYS = {
     "direction": "objective.direction / hydra.sweeper.direction",
     "search_space": "the search params (conf/search, hydra.sweeper.params, the command line)",
     "arch_candidates": "the budget, data dims or grid (Optuna cannot change a categorical's choices)",
-    "data_id": "the data (data.ohlcv, data.tier, data.vix)",
+    "data_id": "the data (data.ohlcv or data.panel, data.tier, data.vix)",
     "fixed_overrides": "the plain overrides passed to every job",
     "custom_search_space": "hydra.sweeper.custom_search_space",
 }

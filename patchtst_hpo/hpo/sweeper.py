@@ -322,10 +322,12 @@ class BudgetOptunaSweeperImpl:
     def _data_id(self, cell: Cell) -> str | None:
         if not self.budget_mode:
             return None
-        from patchtst_hpo.data.processed import dataset_id  # pandas: budget apps only
+        from patchtst_hpo.data import panel, processed  # pandas: budget apps only
 
         d = cell.cfg.data
-        return dataset_id(d.ohlcv, d.tier, d.vix)
+        if d.get("panel"):  # a panel is named by data.panel (data.ohlcv is null)
+            return panel.dataset_id(d.panel, d.tier)
+        return processed.dataset_id(d.ohlcv, d.tier, d.vix)
 
     # ---- the loop ----
 
