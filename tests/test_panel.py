@@ -112,32 +112,16 @@ def test_cli_synth_and_ingest_panel(tmp_path):
         "S0001.parquet",
         "S0002.parquet",
     ]
-    r = run_cli(
-        [
-            "-m",
-            "patchtst_hpo.data",
-            "--root",
-            str(tmp_path / "d"),
-            "ingest-panel",
-            str(tmp_path / "s"),
-            "--name",
-            "X",
-        ]
-    )
+
+    def ingest(spec: str):
+        return run_cli(
+            ["-m", "patchtst_hpo.data", "--root", str(tmp_path / "d"), "ingest-panel", spec, "--name", "X"]
+        )
+
+    r = ingest(str(tmp_path / "s"))
     check(r)
     assert "registered: panel X v1 (3 symbols, 600 rows" in r.stdout
-    r = run_cli(
-        [
-            "-m",
-            "patchtst_hpo.data",
-            "--root",
-            str(tmp_path / "d"),
-            "ingest-panel",
-            str(tmp_path / "nope"),
-            "--name",
-            "X",
-        ]
-    )
+    r = ingest(str(tmp_path / "nope"))
     assert r.returncode == 2 and "no per-symbol files found" in r.stderr and "Traceback" not in r.stderr
 
 
