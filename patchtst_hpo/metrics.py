@@ -176,17 +176,6 @@ def verdict(lo: float, hi: float, higher_is_better: bool = True) -> str:
     return "beats" if better else "loses to"
 
 
-def mean_ci_t(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
-    """t-interval of a mean over a few independent values (e.g. seeds): spread across seeds only."""
-    from scipy import stats
-
-    values = np.asarray(values, dtype=np.float64)
-    if len(values) < 2:
-        return float(values.mean()), float(values.mean())
-    half = stats.t.ppf((1 + level) / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
-    return float(values.mean() - half), float(values.mean() + half)
-
-
 def reliability_warnings(y_true: np.ndarray, split: str, min_samples: int, min_per_class: int) -> list[str]:
     """Why an AUC on this split should not be trusted (empty list: it can be).
 
