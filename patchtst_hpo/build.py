@@ -31,6 +31,10 @@ def model_config(cfg: DictConfig, arch: Arch, dims: Dims) -> PatchTSTConfig:
         dropout=float(m.dropout),
         attn_dropout=float(m.attn_dropout),
         head_dropout=float(m.head_dropout),
+        parametrization=str(m.parametrization),
+        mup_base_width=int(m.mup_base_width),
+        depth_scaling=str(m.depth_scaling),
+        mup_base_depth=int(m.mup_base_depth),
     )
 
 

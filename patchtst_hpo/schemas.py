@@ -91,6 +91,10 @@ class ModelSchema:
     loss: str = MISSING
     pos_weight: Optional[float] = MISSING
     focal_gamma: float = MISSING
+    parametrization: str = MISSING  # standard | mup (models/mup.py)
+    mup_base_width: int = MISSING
+    depth_scaling: str = MISSING  # none | sqrt
+    mup_base_depth: int = MISSING
 
 
 @dataclass

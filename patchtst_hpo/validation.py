@@ -17,6 +17,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from patchtst_hpo.errors import ConfigError
+from patchtst_hpo.models import mup
 from patchtst_hpo.models.arch_grid import (
     Arch,
     Dims,
@@ -223,6 +224,10 @@ def check_task_and_model(cfg: DictConfig) -> None:
             f"{cfg.data.context_length}; lower the patch or lengthen the context"
         )
     _choice(cfg, "model.loss", ("bce", "focal"))
+    _choice(cfg, "model.parametrization", mup.PARAMETRIZATIONS)
+    _choice(cfg, "model.depth_scaling", mup.DEPTH_SCALINGS)
+    _range(cfg, "model.mup_base_width", 1, None, "the d_model at which mup equals standard: >= 1")
+    _range(cfg, "model.mup_base_depth", 1, None, "the n_layers at which depth_scaling=sqrt equals none: >= 1")
     _range(cfg, "model.focal_gamma", 0, None, "must be >= 0")
     _range(cfg, "model.pos_weight", 0, None, "a weight > 0, or null for 1", lo_open=True)
     if int(t.num_classes) == 2 and (m.loss != "bce" or m.pos_weight is not None):

@@ -80,6 +80,10 @@ RULES = [
     ({"model__loss": "hinge"}, "model.loss=hinge", "bce, focal"),
     ({"model__pos_weight": -2.0}, "model.pos_weight=-2.0", "> 0"),
     ({"model__focal_gamma": -1.0}, "model.focal_gamma=-1.0", ">= 0"),
+    ({"model__parametrization": "ntk"}, "model.parametrization=ntk", "standard, mup"),
+    ({"model__depth_scaling": "linear"}, "model.depth_scaling=linear", "none, sqrt"),
+    ({"model__mup_base_width": 0}, "model.mup_base_width=0", ">= 1"),
+    ({"model__mup_base_depth": 0}, "model.mup_base_depth=0", ">= 1"),
     ({"task__num_classes": 2, "model__loss": "focal"}, "model.loss=focal", "task.num_classes=1"),
     ({"task__num_classes": 2, "model__pos_weight": 3.0}, "model.pos_weight=3.0", "task.num_classes=1"),
     ({"task__num_classes": 3}, "task.num_classes=3", "use 1 (BCE) or 2"),
@@ -179,6 +183,7 @@ def test_good_configs_pass_and_multi_objective_is_allowed(base):
     )
     validate(edited(base, objective__metric="val/log_loss", objective__direction="minimize"))
     validate(edited(base, task__num_classes=2))
+    validate(edited(base, model__parametrization="mup", model__depth_scaling="sqrt"))
     validate(edited(base, trainer__limit_train_batches=0.5, trainer__limit_val_batches=2))
 
 

@@ -74,12 +74,17 @@ class Arch:
 @dataclass(frozen=True)
 class PatchTSTConfig(Dims, Arch):
     """Everything that fixes a PatchTST classifier: its grid point (`Arch`), the data dims (`Dims`, which
-    owns `num_patches`) and the dropouts. Being both, it can be passed to `count_params` as is.
+    owns `num_patches`), the dropouts and the parametrisation (`mup.py`; it changes no count and no FLOP).
+    Being both, it can be passed to `count_params` as is.
     Defined here, not beside the torch model, so the grid and every config check stay torch-free."""
 
     dropout: float = 0.0
     attn_dropout: float = 0.0
     head_dropout: float = 0.0
+    parametrization: str = "standard"  # standard | mup
+    mup_base_width: int | None = None  # the d_model at which mup equals standard
+    depth_scaling: str = "none"  # none | sqrt
+    mup_base_depth: int | None = None  # the n_layers at which depth_scaling=sqrt equals none
 
 
 @dataclass(frozen=True)
@@ -179,9 +184,9 @@ def extremes(cands: Sequence[Candidate]) -> list[Candidate]:
     return out
 
 
-def model_config(arch: Arch, dims: Dims, **regularisation: float) -> PatchTSTConfig:
-    """The PatchTST config of one grid point for these data dims (dropouts default to the model's)."""
-    return PatchTSTConfig(**vars(arch), **vars(dims), **regularisation)
+def model_config(arch: Arch, dims: Dims, **model: float | int | str | None) -> PatchTSTConfig:
+    """The PatchTST config of one grid point for these data dims (dropouts, parametrisation: the model's)."""
+    return PatchTSTConfig(**vars(arch), **vars(dims), **model)
 
 
 def dims_from_cfg(cfg: DictConfig) -> Dims:

@@ -15,6 +15,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 from torch.optim.lr_scheduler import LambdaLR
 
 from patchtst_hpo import metrics
+from patchtst_hpo.models import mup
 from patchtst_hpo.models.patchtst import EncoderLayer, PatchTST, PatchTSTConfig
 
 # Library noise that says nothing about the run. Filtered here, in the module every process that trains
@@ -182,9 +183,9 @@ class LitPatchTST(L.LightningModule):
         self.train_started_at = time.time()  # wall clock: set-up ends, the first step begins
 
     def configure_optimizers(self):
-        decay = [p for n, p in self.named_parameters() if p.dim() >= 2 and "pos_embed" not in n]
-        no_decay = [p for n, p in self.named_parameters() if p.dim() < 2 or "pos_embed" in n]
-        opt = self.optimizer_fn([{"params": decay}, {"params": no_decay, "weight_decay": 0.0}])
+        # Matrices decay, vectors and the positional embedding do not; µP/depth lr multipliers per group.
+        opt = self.optimizer_fn(mup.param_groups(self.model, self.model.scales))
+        mup.apply_lr_multipliers(opt)  # before the scheduler records each group's initial lr
         if self.scheduler_fn is None:
             return opt
         total = int(self.trainer.estimated_stepping_batches)

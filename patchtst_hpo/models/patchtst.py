@@ -4,6 +4,7 @@ Each patch of `patch_len` time steps of *all* features is one token (`Linear(pat
 so the encoder mixes channels from the first layer on. Encoder layers are pre-norm and use
 `F.scaled_dot_product_attention`, PyTorch's fused attention path (flash / memory-efficient kernels on
 GPU, a fused kernel on CPU). `arch_grid.count_params` must mirror every parameter created here.
+The parametrisation (standard or µP, optional depth scaling) sets init, multipliers and lrs: `mup.py`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from patchtst_hpo.models import mup
 from patchtst_hpo.models.arch_grid import PatchTSTConfig  # the config (torch-free) lives with the grid
 
 
@@ -34,12 +36,22 @@ class RevIN(nn.Module):
 
 
 class EncoderLayer(nn.Module):
-    """Pre-norm transformer block: x + MHA(LN(x)), then x + FFN(LN(x))."""
+    """Pre-norm transformer block: x + b * MHA(LN(x)), then x + b * FFN(LN(x)) (b = 1 unless depth-scaled)."""
 
-    def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float, attn_dropout: float):
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int,
+        d_ff: int,
+        dropout: float,
+        attn_dropout: float,
+        branch_mult: float = 1.0,
+        attn_scale: float | None = None,
+    ):
         super().__init__()
         self.n_heads = n_heads
         self.attn_dropout = attn_dropout
+        self.branch_mult, self.attn_scale = branch_mult, attn_scale  # mup.Scales.depth / .attn
         self.norm1 = nn.LayerNorm(d_model)
         self.qkv = nn.Linear(d_model, 3 * d_model)
         self.proj = nn.Linear(d_model, d_model)
@@ -56,11 +68,16 @@ class EncoderLayer(nn.Module):
             k.transpose(1, 2),
             v.transpose(1, 2),
             dropout_p=self.attn_dropout if self.training else 0.0,
+            scale=self.attn_scale,
         )
-        x = x + self.drop(self.proj(a.transpose(1, 2).reshape(b, t, d)))
+        x = x + self._branch(self.proj(a.transpose(1, 2).reshape(b, t, d)))
         # Dropout on the residual branches only (as nanoGPT): a dropout on the 4x-wide FFN hidden layer
         # cost more than the layer's matmuls on CPU (RNG for every element).
-        return x + self.drop(self.ff2(F.gelu(self.ff1(self.norm2(x)))))
+        return x + self._branch(self.ff2(F.gelu(self.ff1(self.norm2(x)))))
+
+    def _branch(self, y: torch.Tensor) -> torch.Tensor:
+        y = self.drop(y)
+        return y if self.branch_mult == 1.0 else y * self.branch_mult  # standard: not one op more
 
 
 class PatchTST(nn.Module):
@@ -73,12 +90,21 @@ class PatchTST(nn.Module):
         if cfg.patch_len > cfg.context_length:
             raise ValueError(f"patch_len={cfg.patch_len} is longer than context_length={cfg.context_length}")
         self.cfg = cfg
+        self.scales = mup.scales(cfg)
         self.revin = RevIN(cfg.num_features, cfg.revin_affine) if cfg.revin else None
         self.patch_embed = nn.Linear(cfg.patch_len * cfg.num_features, cfg.d_model)
         self.pos_embed = nn.Parameter(torch.empty(1, cfg.num_patches, cfg.d_model))
         self.drop = nn.Dropout(cfg.dropout)
         self.layers = nn.ModuleList(
-            EncoderLayer(cfg.d_model, cfg.n_heads, cfg.d_ff, cfg.dropout, cfg.attn_dropout)
+            EncoderLayer(
+                cfg.d_model,
+                cfg.n_heads,
+                cfg.d_ff,
+                cfg.dropout,
+                cfg.attn_dropout,
+                self.scales.depth,
+                self.scales.attn,
+            )
             for _ in range(cfg.n_layers)
         )
         self.norm = nn.LayerNorm(cfg.d_model)
@@ -88,15 +114,8 @@ class PatchTST(nn.Module):
             self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """GPT-style init: small normal weights, residual projections scaled down with depth."""
-        std, resid_std = 0.02, 0.02 / (2 * max(self.cfg.n_layers, 1)) ** 0.5
-        for name, p in self.named_parameters():
-            if p.dim() < 2 or "revin" in name:
-                continue
-            nn.init.normal_(p, std=resid_std if name.endswith(("proj.weight", "ff2.weight")) else std)
-        for m in self.modules():
-            if isinstance(m, nn.Linear) and m.bias is not None:
-                nn.init.zeros_(m.bias)
+        """GPT-style init: small normal weights, residual projections scaled down with depth (`mup.init_`)."""
+        mup.init_(self, self.scales)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.revin is not None:
@@ -107,4 +126,5 @@ class PatchTST(nn.Module):
         h = self.drop(self.patch_embed(patches) + self.pos_embed)
         for layer in self.layers:
             h = layer(h)
-        return self.head(self.head_drop(self.norm(h).flatten(1)))
+        out = self.head(self.head_drop(self.norm(h).flatten(1)))
+        return out if self.scales.width == 1.0 else out / self.scales.width  # µP readout multiplier 1 / m
