@@ -7,11 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from patchtst_hpo.analysis.scaling import fit
 from patchtst_hpo.data import panel, synthetic
 from patchtst_hpo.metrics import bootstrap_ci
+from patchtst_hpo.paths import REPO_DIR
 from patchtst_hpo.train import train
+from tests.helpers import check, run_cli, sqlite_storage, sweep_args
 
 # (budget, d_model): one layer, one head, d_ff = 2 d_model; the counts fall inside each ka* budget.
 BUDGETS = [("ka400", 4), ("ka1k", 8), ("ka3k", 16), ("ka10k", 32)]
@@ -90,3 +93,42 @@ def test_scaling_found_and_shuffled_twin_finds_none(cfg_factory, ka_root, tmp_pa
     for r in shuf:
         assert abs(r["test"]["auc"] - 0.5) <= 0.05 and abs(r["val"]["auc"] - 0.5) <= 0.05, report
     assert not f_shuf.scaling_detected, report
+
+
+def _flat(node, prefix: str = "") -> set[str]:
+    if not isinstance(node, dict):
+        return {prefix[:-1]}
+    return set().union(*(_flat(v, f"{prefix}{k}.") for k, v in node.items() if k != "defaults"))
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (REPO_DIR / "conf" / "experiment").glob("*.yaml")))
+def test_experiment_settings_are_not_searched(cfg_factory, name):
+    """Experiments own their settings: a key an experiment file sets is not in the search space it composes."""
+    own = _flat(yaml.safe_load((REPO_DIR / "conf" / "experiment" / f"{name}.yaml").read_text()))
+    searched = set(cfg_factory(f"experiment={name}").search)
+    assert not own & searched, f"experiment={name} sets {own & searched}, which conf/search would override"
+
+
+def test_known_answer_sweep_keeps_the_experiments_training_settings(ka_root, tmp_path):
+    """`-m experiment=known_answer`: trial 0 (a shape extreme: arch enqueued, the rest drawn from the search
+    space) trains at the experiment's batch 256, lr 3e-3 and dropout 0; conf/search/default drew batch 32."""
+    r = run_cli(
+        sweep_args(
+            tmp_path / "sweep",
+            ka_root,
+            sqlite_storage(tmp_path),
+            "experiment=known_answer",
+            "budget=ka400",
+            "hydra.sweeper.n_trials=1",
+            "trainer.max_epochs=1",
+            "logger=none",
+            "callbacks.lr_monitor=null",
+        )
+    )
+    check(r)
+    runs = sorted((tmp_path / "sweep").glob("s.ka400.*/*/.hydra/config.yaml"))
+    assert len(runs) == 1, r.stdout[-2000:]
+    for path in runs:
+        cfg = yaml.safe_load(path.read_text())
+        got = (cfg["data"]["batch_size"], cfg["optimizer"]["lr"], cfg["model"]["dropout"])
+        assert got == (256, 3.0e-3, 0.0), (path, got)
