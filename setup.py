@@ -20,7 +20,9 @@ conf = data_packages("patchtst_hpo.conf", "conf", exclude=("local",))
 setup(
     packages=[
         *find_namespace_packages(include=["patchtst_hpo", "patchtst_hpo.*"], exclude=["*__pycache__"]),
-        *find_namespace_packages(include=["hydra_plugins.*"]),
+        # the namespace itself too: an editable install then maps hydra_plugins/ onto the namespace's path,
+        # so Hydra's plugin scan (a pkgutil walk of hydra_plugins.__path__) finds the sweeper from any folder
+        *find_namespace_packages(include=["hydra_plugins", "hydra_plugins.*"]),
         *conf,
         "patchtst_hpo.sample_data",
         "patchtst_hpo.sample_data.raw",

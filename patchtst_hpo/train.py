@@ -21,7 +21,6 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from hydra_plugins.patchtst_hpo_sweeper.budget_optuna import register as register_sweeper
 from patchtst_hpo import build, cli, run_record
 from patchtst_hpo import config as _config  # noqa: F401  (registers the arch group, schemas and resolvers)
 from patchtst_hpo.atomic import write_json
@@ -175,9 +174,8 @@ EXIT_DIVERGED = 3  # a run that finished but whose objective is NaN/inf
 
 
 def run() -> None:
-    """`python -m patchtst_hpo.train` and `patchtst-train`: one-line errors, the sweeper registered, then Hydra."""
+    """`python -m patchtst_hpo.train` and `patchtst-train`: one-line errors, then Hydra."""
     cli.install()
-    register_sweeper()  # found even where Hydra's plugin scan cannot see an editable install
     main()
 
 

@@ -19,6 +19,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import yaml
 
 from patchtst_hpo.config import ARCH_NAMES
 from patchtst_hpo.paths import REPO_DIR
@@ -77,6 +78,104 @@ def installed(tmp_path_factory) -> dict:
         "wheel": wheel,
         "env": _clean_env(PATH=f"{venv / 'bin'}:{os.environ['PATH']}"),
     }
+
+
+def _editable() -> dict:
+    """This environment as `make install` leaves it (the checkout installed in editable mode), run from outside."""
+    bin_dir = Path(sys.executable).parent
+    return {
+        "bin": bin_dir,
+        "py": Path(sys.executable),
+        "env": _clean_env(PATH=f"{bin_dir}:{os.environ['PATH']}"),
+    }
+
+
+@pytest.fixture(params=["editable", "wheel"])
+def install(request) -> dict:
+    """Both installs a user can have: `make install` (editable) and the wheel in a fresh venv."""
+    return _editable() if request.param == "editable" else request.getfixturevalue("installed")
+
+
+def _foreign_app(dst: Path) -> Path:
+    """Upstream's sphere example as someone else's app: its own folder, nothing of this checkout beside it."""
+    shutil.copy2(REPO_DIR / "tests" / "apps" / "sphere.py", dst / "sphere.py")
+    shutil.copytree(REPO_DIR / "tests" / "apps" / "sphere_conf", dst / "sphere_conf")
+    return dst / "sphere.py"
+
+
+PLUGIN_FILE = "import hydra_plugins.patchtst_hpo_sweeper.budget_optuna as m; print(m.__file__)"
+
+
+def test_foreign_app_selects_the_sweeper_from_its_own_folder(install, tmp_path):
+    """`hydra/sweeper: budget_optuna` in a stranger's app, run from its folder with nothing on PYTHONPATH:
+    Hydra's plugin scan must find the sweeper in the install itself (an editable install once hid it)."""
+    app = _foreign_app(tmp_path)
+    where = _run([install["py"], "-c", PLUGIN_FILE], tmp_path, install["env"])
+    check(where)
+    expected = REPO_DIR if install["py"] == Path(sys.executable) else install["bin"].parent
+    assert Path(where.stdout.strip()).is_relative_to(expected), where.stdout  # this install's copy
+    r = _run([install["py"], app, "-m", "hydra.sweeper.n_trials=3", "hydra.sweep.dir=sweep"], tmp_path,
+             install["env"], timeout=120)  # fmt: skip
+    check(r)
+    res = yaml.safe_load((tmp_path / "sweep" / "optimization_results.yaml").read_text())
+    assert res["trials"]["COMPLETE"] == 3 and res["best_value"] >= 0
+
+
+def _pyproject_scripts() -> dict[str, str]:
+    """pyproject's [project.scripts] table (tomllib is 3.11+; the project supports 3.10)."""
+    table = (REPO_DIR / "pyproject.toml").read_text().split("[project.scripts]\n", 1)[1].split("\n[", 1)[0]
+    rows = [line.split("=", 1) for line in table.splitlines() if "=" in line and not line.startswith("#")]
+    return {k.strip(): v.strip().strip('"') for k, v in rows}
+
+
+# Each console script: its --help, then a small real call (arguments, what its output must show).
+SCRIPT_CALLS = {
+    "patchtst-train": ([*TINY, "hydra.run.dir=run"], "val/auc = "),
+    "patchtst-report": (["storage=sqlite:///empty.db", "hydra.run.dir=report"], "no study named patchtst.*"),
+    "patchtst-data": (["list"], "SPX.OHLCV.daily"),
+    "patchtst-bench": (["bench=smoke", "sections=[]", "hydra.run.dir=bench"], ""),
+    "patchtst-candidates": (["budget=tiny"], "extremes (enqueued first): "),
+}
+
+
+def test_console_scripts_load_and_compose_from_an_empty_folder(tmp_path):
+    """The fast check of the slow test below: every entry point of the installed metadata loads (a wrong
+    `module:function` once broke patchtst-bench in every install) and a composing script runs from a folder
+    of its own (patchtst-candidates once lacked the sweeper's presets there)."""
+    scripts = _pyproject_scripts()
+    load = (  # in a folder of its own: a stale egg-info in the checkout cannot answer for the install
+        "import json; from importlib.metadata import entry_points as e; "
+        "eps = [p for p in e(group='console_scripts') if p.name.startswith('patchtst-')]; "
+        "assert all(callable(p.load()) for p in eps); print(json.dumps({p.name: p.value for p in eps}))"
+    )
+    r = _run([sys.executable, "-c", load], tmp_path, _editable()["env"])
+    check(r)
+    assert json.loads(r.stdout) == scripts  # the install matches pyproject, and each one loads
+    r = _run([_editable()["bin"] / "patchtst-candidates", "budget=tiny"], tmp_path, _editable()["env"])
+    check(r)
+    assert "extremes (enqueued first): " in r.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("install", ["editable", "wheel"], indirect=True)
+def test_every_console_script_runs_from_an_empty_folder(install, tmp_path):
+    """Every script of pyproject's [project.scripts], from a folder holding nothing of the checkout: `--help`
+    and a tiny real call (the report's on an empty storage is its one-line refusal, exit 2)."""
+    scripts = _pyproject_scripts()
+    assert set(scripts) == set(SCRIPT_CALLS)
+    env = {**install["env"], "PATCHTST_HPO_HOME": str(tmp_path / "home")}
+    for name, (args, shows) in SCRIPT_CALLS.items():
+        exe = install["bin"] / name
+        r = _run([exe, "--help"], tmp_path, env)
+        check(r)
+        assert len(r.stdout.splitlines()) > 3, (name, r.stdout)
+        r = _run([exe, *args], tmp_path, env, timeout=300)
+        out = r.stdout + r.stderr
+        assert r.returncode == (2 if name == "patchtst-report" else 0), (name, out[-3000:])
+        assert shows in out, (name, out[-3000:])
+    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert m["budget"] == "tiny" and m["epochs"] == 1
+    assert json.loads((tmp_path / "bench" / "results.json").read_text())["matmul_gflops"] > 0
 
 
 def test_wheel_ships_conf_and_sample_but_no_personal_overrides(installed):

@@ -1,6 +1,7 @@
 """Hydra's entry point for `hydra/sweeper: budget_optuna`; the logic lives in patchtst_hpo.hpo.sweeper.
 
-Hydra imports every module under the `hydra_plugins` namespace at start-up, so this one stays light:
+Hydra imports every module under the `hydra_plugins` namespace at start-up (setup.py lists the namespace, so an
+editable install is scanned too), so this one stays light:
 Optuna and the project are imported only when the sweeper is instantiated. Importing `config` registers the
 sweeper's schema, sampler and pruner presets in the ConfigStore, so any Hydra app can select them.
 """
@@ -25,15 +26,3 @@ class BudgetOptunaSweeper(Sweeper):
 
     def sweep(self, arguments: list[str]) -> Any:
         return self.impl.sweep(arguments)
-
-
-def register() -> None:
-    """Register the sweeper with Hydra by hand (idempotent).
-
-    Hydra finds plugins by scanning the `hydra_plugins` namespace on `sys.path`; an editable install exposes it
-    only through setuptools' import hook, which that scan cannot walk from outside the checkout. Apps call this
-    before Hydra starts; the import of this module has already registered the configs.
-    """
-    from hydra.core.plugins import Plugins
-
-    Plugins.instance().register(BudgetOptunaSweeper)

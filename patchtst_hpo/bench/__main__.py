@@ -13,6 +13,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from patchtst_hpo import cli
 from patchtst_hpo.atomic import write_json, write_text
 from patchtst_hpo.bench import sections
 from patchtst_hpo.bench.loops import matmul_rate
@@ -79,5 +80,11 @@ def main(cfg: DictConfig) -> None:
     run(cfg, Path(HydraConfig.get().runtime.output_dir))
 
 
-if __name__ == "__main__":
+def console() -> None:
+    """`patchtst-bench` and `python -m patchtst_hpo.bench`: config errors as one line (exit 2), then Hydra."""
+    cli.install()
     main()
+
+
+if __name__ == "__main__":
+    console()
