@@ -11,3 +11,7 @@ class ConfigError(PatchTSTHPOError):
 
 class DataError(PatchTSTHPOError):
     """Input data that cannot be used (missing file, bad column, look-ahead risk, tampered manifest)."""
+
+
+class RunFailed(PatchTSTHPOError):
+    """A training process of a multi-process run failed or died (the message names the rank and why)."""

@@ -125,7 +125,7 @@ class WarmupCosineSchema:
 
 # Keys of the trainer group that configure our app around Lightning's Trainer, not the Trainer itself
 # (train.py takes them out before building the Trainer).
-APP_TRAINER_KEYS = ("compile", "data_on_device")
+APP_TRAINER_KEYS = ("compile", "data_on_device", "rank_grace_seconds")
 
 
 @dataclass
@@ -135,6 +135,7 @@ class TrainerSchema:
     _target_: str = MISSING
     compile: bool = MISSING  # APP_TRAINER_KEYS
     data_on_device: bool = MISSING
+    rank_grace_seconds: float = MISSING
     accelerator: Any = "auto"
     strategy: Any = "auto"
     devices: Any = "auto"

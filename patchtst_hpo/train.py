@@ -21,10 +21,10 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from patchtst_hpo import build, cli, run_record
+from patchtst_hpo import build, cli, ranks, run_record
 from patchtst_hpo import config as _config  # noqa: F401  (registers the arch group, schemas and resolvers)
 from patchtst_hpo.atomic import write_json
-from patchtst_hpo.errors import PatchTSTHPOError
+from patchtst_hpo.errors import PatchTSTHPOError, RunFailed
 from patchtst_hpo.models.arch_grid import count_params, train_flops
 from patchtst_hpo.paths import CONF_DIR
 from patchtst_hpo.validation import validate
@@ -36,6 +36,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit one model; evaluate its best checkpoint on val (and test); write metrics.json; return the results."""
     t0 = time.perf_counter()
     arch, dims = validate(cfg)
+    if ranks.needs_ranks(cfg):  # W > 1 processes: started and watched here, rank 0's result comes back
+        return ranks.run_ranks(cfg)
     import lightning as L  # seconds to import: only once the config is known to be good
 
     from patchtst_hpo.data.datamodule import WindowDataModule
@@ -67,6 +69,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         trainer.test(lit, datamodule=dm, ckpt_path=evaluate, verbose=False)
     split, _, name = cfg.objective.metric.partition("/")
     objective = float(lit.results[split][name])
+    by_rank = ranks.gather(objective)  # every rank evaluated the same full val set: the same value
     result = {
         "objective": objective,
         "objective_metric": cfg.objective.metric,
@@ -82,6 +85,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "epochs": int(trainer.current_epoch),
         "steps": int(trainer.global_step),
         "world_size": int(trainer.world_size),
+        "objective_by_rank": by_rank,
         "best_epoch": best_epoch,
         "best_checkpoint": ckpt,
         "wall_seconds": round(time.perf_counter() - t0, 2),
@@ -156,13 +160,13 @@ def main(cfg: DictConfig) -> float | list[float]:
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
         cfg, metrics = objectives(cfg)
-        result = train(cfg)
+        result = _train_as_rank(cfg) if ranks.is_rank() else train(cfg)
     except (PatchTSTHPOError, OmegaConfBaseException) as e:
         if multirun:
             raise  # the sweeper records the reason on the trial
         log.error("%s: %s", type(e).__name__, cli.one_line(e))  # for train.log; stderr gets the line below
         cli.report(e)
-        sys.exit(cli.EXIT_USAGE)
+        sys.exit(EXIT_FAILED if isinstance(e, RunFailed) else cli.EXIT_USAGE)  # a rank died: not a usage error
     objective = result["objective"]
     if not math.isfinite(objective) and not multirun:  # sweeps record it as a FAIL with this value
         print(f"error: {_diverged(cfg, result)}", file=sys.stderr, flush=True)
@@ -171,6 +175,18 @@ def main(cfg: DictConfig) -> float | list[float]:
 
 
 EXIT_DIVERGED = 3  # a run that finished but whose objective is NaN/inf
+EXIT_FAILED = 1  # a multi-process run whose rank failed or died (ranks.py)
+
+
+def _train_as_rank(cfg: DictConfig) -> dict[str, Any]:
+    """One rank of a multi-process run (patchtst_hpo/ranks.py): any failure is written down for the job."""
+    try:
+        return train(cfg)
+    except Exception as e:  # noqa: BLE001  (TrialPruned, a collective with a dead peer, ...: all recorded)
+        code = ranks.record_end(e)
+        log.error("%s: %s", type(e).__name__, cli.one_line(e))
+        print(f"error: {cli.one_line(e)}", file=sys.stderr, flush=True)
+        sys.exit(code)
 
 
 def run() -> None:

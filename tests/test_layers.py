@@ -21,7 +21,7 @@ LAYERS = [
     ("config, devices", ["config", "schemas", "messages", "devices"]),
     ("hpo", ["hpo"]),
     ("analysis", ["analysis"]),
-    ("validation, cli, run building", ["validation", "cli", "build", "run_record"]),
+    ("validation, cli, run building", ["validation", "cli", "build", "run_record", "ranks"]),
     ("entry points", ["train", "report", "bench", "candidates", "data.__main__", "hydra_plugins"]),
 ]
 

@@ -18,14 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 from omegaconf import DictConfig
-from torch.utils.data import (
-    BatchSampler,
-    DataLoader,
-    Dataset,
-    DistributedSampler,
-    RandomSampler,
-    SequentialSampler,
-)
+from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, SequentialSampler
 
 from patchtst_hpo.data import panel, processed
 from patchtst_hpo.data.labels import threshold_labels
@@ -67,8 +60,33 @@ class WindowDataset(Dataset):
         return self.x[t.unsqueeze(-1) + self.offsets], self.y[t]
 
 
+class ShardedShuffle(Sampler[int]):
+    """Epoch e's shuffle of `n` positions, seeded by (seed, e), padded by wrapping to a multiple of `world`;
+    rank r takes positions r, r + world, ... So W ranks with batch B/W make the same global batches as one
+    process with batch B. The order depends on the epoch only: a resumed run shuffles as an uninterrupted one."""
+
+    def __init__(self, n: int, seed: int, rank: int = 0, world: int = 1):
+        if not 0 <= rank < world:
+            raise ValueError(f"rank {rank} outside a world of {world}")
+        self.n, self.seed, self.rank, self.world, self.epoch = int(n), int(seed), rank, world, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return -(-self.n // self.world)
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        perm = torch.randperm(self.n, generator=g)
+        pad = len(self) * self.world - self.n
+        if pad:
+            perm = torch.cat([perm, perm[:pad]])
+        return iter(perm[self.rank :: self.world].tolist())
+
+
 class EpochBatchSampler(BatchSampler):
-    """A BatchSampler that passes `set_epoch` on, so Lightning reshuffles a DistributedSampler inside it."""
+    """A BatchSampler that passes `set_epoch` on, so Lightning reshuffles the sampler inside it."""
 
     def set_epoch(self, epoch: int) -> None:
         if hasattr(self.sampler, "set_epoch"):
@@ -264,12 +282,10 @@ class WindowDataModule(L.LightningDataModule):
     def _loader(self, split: str, train: bool) -> DataLoader:
         ds = self.datasets[split]
         if train:
-            if (
-                torch.distributed.is_available() and torch.distributed.is_initialized()
-            ):  # DDP: a shard per rank
-                inner = DistributedSampler(ds, shuffle=True, seed=self.seed)
-            else:
-                inner = RandomSampler(ds, generator=torch.Generator().manual_seed(self.seed))
+            rank, world = 0, 1
+            if torch.distributed.is_available() and torch.distributed.is_initialized():  # a shard per rank
+                rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+            inner = ShardedShuffle(len(ds), self.seed, rank, world)
             sampler = EpochBatchSampler(inner, int(self.data_cfg.batch_size), drop_last=False)
         else:
             sampler = BatchSampler(SequentialSampler(ds), int(self.data_cfg.eval_batch_size), drop_last=False)

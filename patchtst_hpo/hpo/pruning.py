@@ -37,16 +37,23 @@ RECORDED = ("train_flops", "samples_seen", "tokens_seen", "checkpoint_bytes", "f
 
 
 class PruningCallback(L.Callback):
-    """Reports `monitor` after each training epoch's validation; raises `optuna.TrialPruned` when told to."""
+    """Reports `monitor` after each training epoch's validation; raises `optuna.TrialPruned` when told to.
+
+    With several ranks only rank 0 opens the study and reports; its decision is broadcast, so every rank
+    stops in the same epoch (a rank left alone would wait in its next collective).
+    """
 
     def __init__(self, storage: str, study: str, number: int, monitor: str):
-        self.trial = load_trial(storage, study, number)
+        self.where = (storage, study, number)
+        self.trial: optuna.trial.Trial | None = None
         self.monitor = monitor
         self.fitting = False
         self.last_epoch: int | None = None
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.fitting = True
+        if trainer.is_global_zero and self.trial is None:
+            self.trial = load_trial(*self.where)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not self.fitting or trainer.state.fn != "fit" or trainer.sanity_checking:
@@ -58,18 +65,26 @@ class PruningCallback(L.Callback):
         if not math.isfinite(value):
             return
         self.last_epoch = epoch
-        self.trial.report(value, step=epoch)
-        if self.trial.should_prune():
+        prune = False
+        if self.trial is not None:  # rank 0
+            self.trial.report(value, step=epoch)
+            prune = self.trial.should_prune()
+        if trainer.world_size > 1:
+            prune = trainer.strategy.broadcast(prune, src=0)
+        if prune:
             msg = f"pruned at epoch {epoch} ({self.monitor}={value:.4f})"
             log.info(msg)
             raise optuna.TrialPruned(msg)
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.fitting = False
-        self.trial.set_user_attr("epochs", int(trainer.current_epoch))
+        if self.trial is not None:
+            self.trial.set_user_attr("epochs", int(trainer.current_epoch))
 
     def record(self, result: dict) -> None:
         """Put the run's compute accounting on its trial, so the report reads it from the study itself."""
+        if self.trial is None:
+            self.trial = load_trial(*self.where)
         for key in RECORDED:
             if result.get(key) is not None:
                 self.trial.set_user_attr(key, result[key])

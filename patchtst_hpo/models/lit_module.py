@@ -25,6 +25,9 @@ from patchtst_hpo.models.patchtst import EncoderLayer, PatchTST, PatchTSTConfig
 warnings.filterwarnings("ignore", message="You have overridden `transfer_batch_to_device`")
 warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\)")
 warnings.filterwarnings("ignore", message=".*does not have many workers which may be a bottleneck")
+# Under DDP every rank evaluates the whole val/test split with the same weights, so its epoch metrics are already
+# the same on every rank (train.py records the objective of each rank); there is nothing to sync.
+warnings.filterwarnings("ignore", message=r"It is recommended to use `self.log\('(val|test)/")
 
 
 def warmup_cosine(
@@ -131,7 +134,8 @@ class LitPatchTST(L.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         if self._train_sum[1]:
-            self.log("train/loss", self._train_sum[0] / self._train_sum[1], prog_bar=True)
+            # each rank's mean over its shard (equal shard sizes), averaged over ranks
+            self.log("train/loss", self._train_sum[0] / self._train_sum[1], prog_bar=True, sync_dist=True)
 
     def _eval_step(self, split: str, batch) -> None:
         x, y = batch
@@ -168,13 +172,30 @@ class LitPatchTST(L.LightningModule):
         self._eval_epoch_end("test")
 
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
-        """Norm clipping of fp32 gradients (trainer.gradient_clip_val).
+        """Clip by norm or by value (trainer.gradient_clip_val, trainer.gradient_clip_algorithm; null = norm).
 
-        Done here because Lightning's mixed-precision plugin refuses any clipping with a fused AdamW, although
-        under bf16 autocast the gradients are never scaled (fp16 with a fused AdamW is refused in validate()).
+        Under FSDP a rank holds a shard of each gradient: by norm, FSDP's own `clip_grad_norm_` on the root module
+        takes the norm over all shards (Lightning's FSDP plugin refuses "norm"); by value, a clamp is elementwise,
+        so Lightning's clipping of the local shard is exact. Otherwise every rank holds whole gradients (DDP
+        all-reduces them before this hook) and torch clips them directly: Lightning's mixed-precision plugin
+        refuses any clipping with a fused AdamW, although under bf16 autocast the gradients are never scaled
+        (fp16 with a fused AdamW and clipping is refused in validation).
         """
-        if gradient_clip_val:
-            torch.nn.utils.clip_grad_norm_(self._params, float(gradient_clip_val))
+        if not gradient_clip_val:
+            return
+        from torch.distributed.fsdp import FullyShardedDataParallel
+
+        clip, by_value = float(gradient_clip_val), gradient_clip_algorithm == "value"  # a str enum, or None
+        root = self.trainer.strategy.model
+        if isinstance(root, FullyShardedDataParallel):
+            if by_value:
+                self.clip_gradients(optimizer, clip, "value")
+            else:
+                root.clip_grad_norm_(clip)
+        elif by_value:
+            torch.nn.utils.clip_grad_value_(self._params, clip)
+        else:
+            torch.nn.utils.clip_grad_norm_(self._params, clip)
 
     def on_fit_start(self) -> None:
         self._params = [p for p in self.parameters() if p.requires_grad]  # walked once, not every step
