@@ -166,7 +166,7 @@ def main(cfg: DictConfig) -> float | list[float]:
             raise  # the sweeper records the reason on the trial
         log.error("%s: %s", type(e).__name__, cli.one_line(e))  # for train.log; stderr gets the line below
         cli.report(e)
-        sys.exit(EXIT_FAILED if isinstance(e, RunFailed) else cli.EXIT_USAGE)  # a rank died: not a usage error
+        sys.exit(EXIT_FAILED if isinstance(e, RunFailed) else cli.EXIT_USAGE)  # a dead rank: no usage error
     objective = result["objective"]
     if not math.isfinite(objective) and not multirun:  # sweeps record it as a FAIL with this value
         print(f"error: {_diverged(cfg, result)}", file=sys.stderr, flush=True)
