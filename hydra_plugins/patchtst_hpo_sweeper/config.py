@@ -2,9 +2,10 @@
 
 `hydra/sweeper=budget_optuna` works in an app with no conf/ of ours: the plugin's defaults are a plain Optuna
 sweeper (in-memory storage, default study name, TPE, no pruner). Sampler presets under
-`hydra/sweeper/sampler` (tpe, random, cmaes, nsgaii, qmc, gp, grid) and pruners under `hydra/sweeper/pruner`
-(median, percentile, hyperband, successive_halving, threshold, none) use hydra-optuna-sweeper 1.4's
-vocabulary. This repo's conf/hydra/sweeper/patchtst.yaml layers the project's defaults over
+`hydra/sweeper/sampler` (tpe, random, cmaes, nsgaii, qmc, gp, grid, motpe) are hydra-optuna-sweeper's, field for
+field and value for value; pruners under `hydra/sweeper/pruner` (median, percentile, hyperband,
+successive_halving, threshold, none) are ours (upstream has no pruner group). This repo's
+conf/hydra/sweeper/patchtst.yaml layers the project's defaults (and its own TPE, sampler/patchtst_tpe.yaml) over
 `budget_optuna_schema` (a YAML may not share a name with a ConfigStore entry of its group: Hydra would
 match them as schema and data). Kept free of heavy imports: Hydra imports it at every start-up.
 """
@@ -48,14 +49,23 @@ class BudgetOptunaSweeperConf(BudgetOptunaSweeperSchema):
     defaults: list[Any] = field(default_factory=lambda: [{"sampler": "tpe"}, {"pruner": "none"}, "_self_"])
 
 
+# Sampler presets: where upstream (hydra-optuna-sweeper) has the name, the fields and defaults are upstream's
+# exactly (its source as of Optuna 4), so with both plugins installed neither can change the other's sampler.
+# The project's tuned TPE is conf/hydra/sweeper/sampler/patchtst_tpe.yaml, a name upstream does not use.
+
+
 @dataclass
 class TPESamplerConf:
     _target_: str = "optuna.samplers.TPESampler"
     seed: Any = None
-    n_startup_trials: int = 8  # random trials (after enqueued ones) before TPE models the space
+    consider_prior: Any = None  # None: Optuna's own default (these four are deprecated in Optuna 4)
+    prior_weight: Any = None
+    consider_magic_clip: Any = None
+    consider_endpoints: Any = None
+    n_startup_trials: int = 10
     n_ei_candidates: int = 24
-    multivariate: bool = True  # models parameters jointly (upstream: false)
-    constant_liar: bool = True  # parallel trials do not all sample the same point (upstream: false)
+    multivariate: bool = False
+    warn_independent_sampling: Any = None
 
 
 @dataclass
@@ -68,12 +78,15 @@ class RandomSamplerConf:
 class CmaEsSamplerConf:
     _target_: str = "optuna.samplers.CmaEsSampler"
     seed: Any = None
+    x0: Any = None
     sigma0: Any = None
-    n_startup_trials: int = 1
+    independent_sampler: Any = None
     warn_independent_sampling: bool = True
     consider_pruned_trials: bool = False
+    restart_strategy: Any = None
+    inc_popsize: int = 2  # upstream's value; Optuna 4.4+ ignores it (and says so)
     use_separable_cma: bool = False
-    # upstream's restart_strategy / inc_popsize are gone: deprecated and ignored since Optuna 4.4
+    source_trials: Any = None
 
 
 @dataclass
@@ -84,6 +97,21 @@ class NSGAIISamplerConf:
     mutation_prob: Any = None
     crossover_prob: float = 0.9
     swapping_prob: float = 0.5
+    constraints_func: Any = None
+
+
+@dataclass
+class MOTPESamplerConf:
+    """Upstream's `motpe` preset: the sampler is gone since Optuna 4; selecting it says what to use."""
+
+    _target_: str = "hydra_plugins.patchtst_hpo_sweeper.config.motpe_removed"
+
+
+def motpe_removed(*args: Any, **kwargs: Any) -> None:
+    raise ValueError(
+        "hydra/sweeper/sampler=motpe: MOTPESampler was removed in Optuna 4.0; "
+        "use hydra/sweeper/sampler=tpe (TPESampler handles several objectives)"
+    )
 
 
 @dataclass
@@ -92,6 +120,7 @@ class QMCSamplerConf:
     seed: Any = None
     qmc_type: str = "sobol"
     scramble: bool = False
+    independent_sampler: Any = None
     warn_asynchronous_seeding: bool = True
     warn_independent_sampling: bool = True
 
@@ -100,17 +129,19 @@ class QMCSamplerConf:
 class GPSamplerConf:
     _target_: str = "optuna.samplers.GPSampler"
     seed: Any = None
+    independent_sampler: Any = None
     n_startup_trials: int = 10
     deterministic_objective: bool = False
+    constraints_func: Any = None
     warn_independent_sampling: bool = True
 
 
 @dataclass
 class GridSamplerConf:
-    """The grid is built by the sweeper from the discrete search space (choice/range params)."""
+    """Partial, as upstream's: the sweeper passes the grid (every value of the choice/range params)."""
 
     _target_: str = "optuna.samplers.GridSampler"
-    seed: Any = None
+    _partial_: bool = True
 
 
 @dataclass
@@ -176,6 +207,7 @@ def register() -> None:
         "qmc": QMCSamplerConf,
         "gp": GPSamplerConf,
         "grid": GridSamplerConf,
+        "motpe": MOTPESamplerConf,
     }
     for name, node in samplers.items():
         cs.store(group="hydra/sweeper/sampler", name=name, node=node, provider=PROVIDER)
