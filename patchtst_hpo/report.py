@@ -20,7 +20,7 @@ import pandas as pd
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from patchtst_hpo import cli
+from patchtst_hpo import cli, run_record
 from patchtst_hpo.analysis import aggregate, group_report, plots, summary
 from patchtst_hpo.analysis.groups import split as split_groups
 from patchtst_hpo.atomic import atomic_write_bytes, write_json, write_text
@@ -90,40 +90,46 @@ def report(cfg: DictConfig, out: Path) -> dict:
         got = [f.assign(group=r.group.key) for f, r in zip(frames, results, strict=True) if f is not None]
         if got:
             _write_table(pd.concat(got), out, name)
+    _write_table(_with_verdicts(trials, results), out, "trials")
     result = {
         "studies": names,
         "trials": len(trials),
+        "provenance": run_record.provenance(),
         "groups": {r.group.key: _group_json(r) for r in results},
     }
-    write_text(out / "summary.md", summary.render(cfg, names, trials, results))
+    write_text(out / "summary.md", summary.render(cfg, names, trials, results, result["provenance"]))
     write_json(out / "report.json", result)
     for r in results:
-        print(f"[{r.group.key}] {r.verdict}")
+        print(f"[{r.group.key}] {r.verdict.headline}")
     print(f"report: {out / 'summary.md'}")
     return result
 
 
 def _group_json(r: group_report.GroupResult) -> dict:
+    v = r.verdict
     return {
         "task": r.group.task,
         "data_id": r.group.data_id,
         "studies": r.group.studies,
-        "verdict": r.verdict,
+        "verdict": v.headline,
+        "verdict_detail": v.as_dict(),
         "warnings": r.warnings,
         "block_length": r.block,
         "baselines": r.base,
-        "comparisons": r.comparisons,
-        "scaling": {
-            k: (vars(f) | {"verdict": f.verdict()} if f else None) for k, f in (r.fits or {}).items()
-        },
-        "compute_fits": {
-            k: (vars(f) | {"verdict": f.verdict()} if f else None) for k, f in r.compute_fits.items()
-        },
+        "comparisons": [c.as_dict() for c in v.comparisons],
         "economics": r.sharpe.to_dict("records") if r.sharpe is not None else None,
         "walk_forward": r.walk_forward.to_dict("records") if r.walk_forward is not None else None,
         "shuffled_control": r.control,
         "figures": r.figures,
+        "figure_titles": r.titles,
     }
+
+
+def _with_verdicts(trials: pd.DataFrame, results: list) -> pd.DataFrame:
+    """The trials table with each study's kind (search or demo) and its group's scaling verdict."""
+    kinds = {s["study"]: s["kind"] for r in results for s in r.verdict.studies}
+    status = {name: r.verdict.scaling.status for r in results for name in r.group.studies}
+    return trials.assign(study_kind=trials["study"].map(kinds), scaling_verdict=trials["study"].map(status))
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="report", version_base="1.3")

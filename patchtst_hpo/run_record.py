@@ -1,10 +1,13 @@
 """What a finished run records about itself beyond its metrics: its best epoch, the disk its checkpoints take,
-its start-up time and warnings about evaluation splits too small to trust (all in metrics.json)."""
+its start-up time, warnings about evaluation splits too small to trust, and the code and library versions
+that produced it (all in metrics.json; the report records the same provenance)."""
 
 from __future__ import annotations
 
 import logging
 import os
+import subprocess
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,6 +17,39 @@ if TYPE_CHECKING:
     import lightning as L
 
 log = logging.getLogger(__name__)
+# The libraries that shape a run's numbers (distribution names).
+LIBRARIES = ("torch", "lightning", "optuna", "scikit-learn", "numpy", "pandas", "scipy", "hydra-core")
+
+
+def _git(*args: str) -> str | None:
+    from patchtst_hpo.paths import REPO_DIR
+
+    try:
+        r = subprocess.run(["git", "-C", str(REPO_DIR), *args], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return r.stdout.strip() if r.returncode == 0 else None
+
+
+def provenance() -> dict:
+    """The code (git commit and dirty flag in a checkout, else the installed package version) and the
+    versions of the libraries behind the numbers."""
+    from patchtst_hpo.paths import INSTALLED
+
+    commit = None if INSTALLED else _git("rev-parse", "HEAD")  # a wheel inside some checkout is not it
+    if commit:
+        dirty = _git("status", "--porcelain", "--untracked-files=no")
+        code = {"commit": commit, "dirty": bool(dirty)}
+    else:
+        code = {"version": _version("patchtst_hpo")}
+    return {"code": code, "libraries": {name: _version(name) for name in LIBRARIES}}
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "not installed"
 
 
 def checkpoint_bytes(trainer: L.Trainer) -> int:

@@ -99,6 +99,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "checkpoint_bytes": run_record.checkpoint_bytes(trainer),
         "output_dir": str(out_dir),
         "warnings": run_record.reliability_warnings(cfg, lit.predictions),
+        "provenance": run_record.provenance(),
     }
     if trainer.is_global_zero:  # under DDP every rank evaluates the same full val/test sets
         write_json(out_dir / "metrics.json", result)

@@ -95,18 +95,14 @@ def test_confirm_overlay_composes(cfg_factory):
     assert cfg.budget.name == "tiny" and cfg.reliability.min_per_class > 0
 
 
-def test_compute_frontier_and_fits_recover_a_power_law():
+def test_compute_frontier_keeps_the_cheapest_best_points():
     rng = np.random.default_rng(5)
     c = np.geomspace(1e12, 1e16, 12)
     loss = 0.2 + 3.0 * c**-0.1 + rng.normal(0, 1e-4, len(c))
     worse = loss + rng.uniform(0.01, 0.05, len(c))  # dominated trials at the same compute
-    pts = pd.DataFrame({"params": np.r_[c, c] / 1e6, "compute": np.r_[c, c], "loss": np.r_[loss, worse]})
+    pts = pd.DataFrame({"compute": np.r_[c, c], "loss": np.r_[loss, worse]})
     idx = compute.frontier(pts["compute"].to_numpy(), pts["loss"].to_numpy())
     assert sorted(idx) == list(range(12))  # exactly the clean points
-    fits = compute.fits(pts, n_boot=100, seed=0)
-    f = fits["compute"]
-    assert f is not None and f.alpha == pytest.approx(0.1, abs=0.03) and f.scaling_detected
-    assert compute.fits(pts.head(2), 50, 0) == {"params": None, "compute": None}
 
 
 def test_flops_recorded_then_model_count():
@@ -184,7 +180,9 @@ def test_training_run_warnings_use_the_configured_thresholds(cfg_factory, caplog
 
 
 def test_compute_and_data_scaling_figures_are_drawn(tmp_path):
+    """The compute figure draws the verdict's curves only: none when the verdict has no fit."""
     from patchtst_hpo.analysis import plots
+    from patchtst_hpo.analysis.verdict import Scaling, Verdict
 
     rng = np.random.default_rng(6)
     rows = [
@@ -198,9 +196,8 @@ def test_compute_and_data_scaling_figures_are_drawn(tmp_path):
     pts["loss"] = (
         0.3 + pts["params"] ** -0.2 + 0.5 * pts["train_windows"] ** -0.5 + rng.normal(0, 1e-3, len(pts))
     )
-    fits = compute.fits(pts, n_boot=50, seed=0)
     idx = compute.frontier(pts["compute"].to_numpy(), pts["loss"].to_numpy())
-    plots.compute_figure(tmp_path / "c.png", pts, None, fits, "1 - AUC", idx)
+    v = Verdict("h", Scaling("none", "no scaling (cannot tell): ..."))
+    plots.compute_figure(tmp_path / "c.png", pts, None, v, "1 - AUC", idx)
     plots.data_scaling_figure(tmp_path / "d.png", pts, "1 - AUC")
     assert (tmp_path / "c.png").stat().st_size > 10_000 and (tmp_path / "d.png").stat().st_size > 10_000
-    assert fits["params"] is not None and fits["compute"] is not None

@@ -258,6 +258,18 @@ def test_walk_forward_folds():
         walk_forward(300, folds=3, val_rows=100, test_rows=100, min_train_rows=200)
 
 
+@pytest.mark.parametrize("n_rows", [300, 304, 305, 306, 400])
+def test_walk_forward_every_fold_has_min_train_rows(n_rows):
+    """Fold 0 loses a purge before val and one before test: it still has >= min_train_rows (was 70 of 75)."""
+    kw = {"folds": 2, "val_rows": 50, "test_rows": 50, "min_train_rows": 75, "purge": 15}
+    if n_rows - 100 - 50 - 30 < 75:
+        with pytest.raises(DataError):
+            walk_forward(n_rows, **kw)
+        return
+    for tr, _, _ in walk_forward(n_rows, **kw):
+        assert tr.stop - tr.start >= 75
+
+
 def test_sample_build_records_provenance(data_dir, tmp_path):
     e, status = processed.build(data_dir, "SPX.OHLCV.daily", "a25", "VIX.close.daily")
     assert status == "built"

@@ -10,6 +10,7 @@ import optuna
 import pandas as pd
 from optuna.storages import BaseStorage
 
+from patchtst_hpo.analysis.study_size import trial_kinds
 from patchtst_hpo.models.arch_grid import Arch
 
 COLUMNS = [
@@ -36,6 +37,7 @@ COLUMNS = [
     "tokens_seen",
     "train_flops",
     "enqueued",
+    "trial_kind",
     "wall_seconds",
     "run_dir",
     "fail_reason",
@@ -83,6 +85,7 @@ def trials_table(storage: BaseStorage, names: list[str]) -> pd.DataFrame:
     for name in names:
         study = optuna.load_study(study_name=name, storage=storage)
         attrs = study.user_attrs
+        kinds = trial_kinds(study)
         for t in study.get_trials(deepcopy=False):
             arch = t.params.get("arch")
             m = _run_metrics(t.user_attrs.get("run_dir"))
@@ -103,6 +106,7 @@ def trials_table(storage: BaseStorage, names: list[str]) -> pd.DataFrame:
                 "train_fraction": _train_fraction(attrs, t.params, m),
                 **_seen(m, t.user_attrs),
                 "enqueued": t.user_attrs.get("enqueued"),
+                "trial_kind": kinds[t.number],
                 "wall_seconds": (t.datetime_complete - t.datetime_start).total_seconds()
                 if t.datetime_complete and t.datetime_start
                 else None,

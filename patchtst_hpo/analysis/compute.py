@@ -1,4 +1,4 @@
-"""Training compute per trial, the compute frontier, and the loss fits against parameters and compute.
+"""Training compute per trial and the compute frontier (the fits across budgets are analysis/verdict.py's).
 
 Compute comes from the run's metrics.json (`train_flops`, `samples_seen`, written by train.py). For runs that
 predate those fields the report estimates it: with `arch_grid.train_flops` when the model layer provides it,
@@ -12,7 +12,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from patchtst_hpo.analysis import scaling
 from patchtst_hpo.models import arch_grid
 from patchtst_hpo.models.arch_grid import Arch, Dims
 
@@ -56,19 +55,6 @@ def frontier(x: np.ndarray, loss: np.ndarray) -> np.ndarray:
             keep.append(int(i))
             best = loss[i]
     return np.array(keep, dtype=np.int64)
-
-
-def fits(points: pd.DataFrame, n_boot: int, seed: int) -> dict[str, scaling.Fit | None]:
-    """L(N) over every complete trial and L(C) over the compute frontier (each needs 3 distinct x values)."""
-    out: dict[str, scaling.Fit | None] = {"params": None, "compute": None}
-    p = points[np.isfinite(points["loss"])]
-    if p["params"].nunique() >= 3:
-        out["params"] = scaling.fit(p["params"], p["loss"], n_boot=n_boot, seed=seed)
-    c = p[np.isfinite(p["compute"])]
-    f = c.iloc[frontier(c["compute"].to_numpy(), c["loss"].to_numpy())] if len(c) else c
-    if f["compute"].nunique() >= 3:
-        out["compute"] = scaling.fit(f["compute"], f["loss"], n_boot=n_boot, seed=seed)
-    return out
 
 
 def loss_of(values: pd.Series, metric: str, direction: str) -> tuple[pd.Series, str]:

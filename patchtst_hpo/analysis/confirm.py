@@ -44,10 +44,12 @@ def refit_epochs(t: pd.Series) -> int:
     return 1
 
 
-def datamodule(overrides: list[str]) -> tuple[DictConfig, WindowDataModule]:
-    """The composed config and set-up DataModule a confirmation run with these overrides sees."""
+def datamodule(overrides: list[str], refit: bool = True) -> tuple[DictConfig, WindowDataModule]:
+    """The composed config and set-up DataModule a confirmation run with these overrides sees (refit=False:
+    the study's own trials' split, training rows only)."""
+    plain = trial_overrides(overrides, {})
     tcfg = project_config.compose(
-        "train", [*with_confirm_overlay(trial_overrides(overrides, {})), "paths.output_dir=."]
+        "train", [*(with_confirm_overlay(plain) if refit else plain), "paths.output_dir=."]
     )
     dm = WindowDataModule(tcfg.data, tcfg.task, int(tcfg.seed))
     dm.setup()

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from patchtst_hpo import metrics
+from patchtst_hpo.analysis import uncertainty
 from patchtst_hpo.errors import ConfigError
 
 
@@ -42,10 +43,9 @@ def max_drawdown(r: np.ndarray) -> float:
 def sharpe_ci(
     r: np.ndarray, periods_per_year: int, n_boot: int, block: int, seed: int, level: float = 0.95
 ) -> tuple[float, float]:
-    rng = np.random.default_rng(seed)
-    r = np.asarray(r, dtype=np.float64)
-    vals = [sharpe(r[metrics.resample_indices(len(r), block, rng)], periods_per_year) for _ in range(n_boot)]
-    return metrics.quantile_ci([v for v in vals if np.isfinite(v)], level)
+    """The Sharpe ratio's interval from the report's one bootstrap (circular blocks of `block` periods)."""
+    e = uncertainty.Bootstrap.for_rows(len(r), block, n_boot, seed).sharpe(r, periods_per_year)
+    return e.lo, e.hi
 
 
 def summarize(
@@ -118,7 +118,7 @@ def decile_long_short(
 
 
 def choose_threshold(y_val: np.ndarray, p_val: np.ndarray, rule: str) -> float:
-    """The signal threshold, chosen on validation: `f1` (best-F1, as the metrics) or `median` (fires half the time)."""
+    """The signal threshold from out-of-sample val predictions: `f1` (best-F1) or `median` (fires half the time)."""
     if rule == "f1":
         return metrics.best_f1_threshold(np.asarray(y_val), np.asarray(p_val))
     if rule == "median":

@@ -8,11 +8,13 @@ import matplotlib
 import matplotlib.ticker
 
 matplotlib.use("Agg")
+import textwrap  # noqa: E402
+
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from patchtst_hpo.analysis.scaling import Fit  # noqa: E402
+from patchtst_hpo.analysis.verdict import Scaling, Verdict  # noqa: E402
 
 BASELINE_STYLE = {"logistic": "--", "gbdt": "-", "volatility_logistic": ":", "majority": "-."}
 BASELINE_COLOR = {"logistic": "C3", "gbdt": "C4", "volatility_logistic": "C5", "majority": "0.5"}
@@ -22,6 +24,11 @@ def ci_label(block: int) -> str:
     """The one kind of interval on a figure's legend."""
     kind = f"circular block bootstrap, blocks of {block}" if block > 1 else "bootstrap"
     return f"95% CI: {kind} over test rows"
+
+
+def title(text: str, width: int = 150) -> str:
+    """A verdict sentence as a figure title (wrapped; the words are the verdict's, unchanged)."""
+    return "\n".join(textwrap.wrap(text, width))
 
 
 def _baseline_bands(ax, baselines: dict, key: str) -> None:
@@ -42,22 +49,21 @@ def scaling_figure(
     winners: pd.DataFrame,
     seeds: pd.DataFrame,
     baselines: dict,
-    fits: dict[str, Fit | None],
-    metric: str,
+    verdict: Scaling,
     block: int = 1,
-) -> None:
-    """Test metric (and log loss) vs exact parameter count: winners with CIs, seeds, baselines, fit.
+) -> str:
+    """Test AUC (and log loss) vs exact parameter count: winners with CIs, seeds, baselines; the power-law
+    curve only where the verdict allows it (enough budgets, alpha pinned, scaling detected).
 
     Every interval on this figure is the same kind (`ci_label`): winners' seed-mean and baselines alike.
     """
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
-    # (metric key, axis label, whether the fit was made on 1 - value)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5.2))
     panels = [
-        (metric, f"test {metric.upper()} (higher is better)", True),
+        ("auc", "test AUC (higher is better)", True),
         ("log_loss", "test log loss (lower is better)", False),
     ]
     w = winners.sort_values("params")
-    for ax, (key, label, fit_on_complement) in zip(axes, panels, strict=True):
+    for ax, (key, label, is_auc) in zip(axes, panels, strict=True):
         ax.scatter(seeds["params"], seeds[key], s=14, color="0.6", label="one seed", zorder=2)
         lo, hi = w[f"{key}_ci_lo"], w[f"{key}_ci_hi"]
         ax.errorbar(
@@ -79,11 +85,16 @@ def scaling_figure(
                 textcoords="offset points",
             )
         _baseline_bands(ax, baselines, key)
-        f = fits.get(key)
-        if f is not None and len(w) >= 2:
+        f = verdict.fit
+        if is_auc and verdict.draw_curve and f is not None:
             xs = np.geomspace(w["params"].min() / 1.5, w["params"].max() * 1.5, 100)
-            ys = 1 - f.predict(xs) if fit_on_complement else f.predict(xs)
-            ax.plot(xs, ys, color="C2", lw=1.5, label=f"fit E + A N^-alpha, alpha={f.alpha:.2f}")
+            ax.plot(
+                xs,
+                1 - f.predict(xs),
+                color="C2",
+                lw=1.5,
+                label=f"fit 1 - (E + A N^-alpha), alpha={f.alpha:.2f}",
+            )
         ax.set_xscale("log")
         ax.set_xlim(w["params"].min() / 3, w["params"].max() * 4)  # room for the labels beside the points
         ax.xaxis.set_minor_formatter(
@@ -93,44 +104,43 @@ def scaling_figure(
         ax.set_ylabel(label)
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7, loc="best", title=ci_label(block), title_fontsize=7)
-    f = fits.get(metric)
-    title = (
-        f"PatchTST scaling on the held-out test period. {metric.upper()}: {f.verdict()}"
-        if f is not None
-        else "PatchTST budget winners on the held-out test period (fewer than 3 budgets: no scaling fit)"
-    )
-    fig.suptitle(title, fontsize=9)
+    text = f"PatchTST budget winners on the held-out test period: {verdict.sentence}"
+    fig.suptitle(title(text), fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+    return text
 
 
-def _fit_line(ax, f: Fit | None, xs: np.ndarray, what: str, color: str) -> None:
-    if f is None:
+def _fit_line(ax, s: Scaling | None, xs: np.ndarray, what: str) -> None:
+    """The verdict's power-law curve over the winners' test 1 - AUC, where the verdict allows one."""
+    if s is None or not s.draw_curve or s.fit is None:
         return
+    f = s.fit
     lo, hi = f.alpha_ci
-    ci = f" [{lo:.2f}, {hi:.2f}]" if np.isfinite(lo) else ""
     grid = np.geomspace(np.nanmin(xs) / 1.3, np.nanmax(xs) * 1.3, 100)
-    ax.plot(grid, f.predict(grid), color=color, lw=1.5, label=f"fit {what}: alpha={f.alpha:.3f}{ci}")
+    label = f"fit {what} over winners' test 1 - AUC: alpha={f.alpha:.3f} [{lo:.2f}, {hi:.2f}]"
+    ax.plot(grid, f.predict(grid), color="C2", lw=1.5, label=label)
 
 
 def compute_figure(
     path: Path,
     points: pd.DataFrame,
     winners: pd.DataFrame | None,
-    fits: dict[str, Fit | None],
+    verdict: Verdict,
     loss_label: str,
     frontier_idx: np.ndarray,
-) -> None:
+) -> str:
     """Validation loss of every complete trial vs parameters and vs training FLOPs, coloured by budget.
 
     The right panel draws the compute frontier (lowest loss reached at each compute); confirmed winners'
-    test loss (seed mean) is drawn as stars. Fits are drawn only where they exist.
+    test loss (seed mean) is drawn as stars. Curves and the title are the verdict's (fits across budgets'
+    winners only, never within a budget).
     """
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), sharey=True)
-    for ax, col, xlabel, key in (
-        (axes[0], "params", "exact parameter count N (log scale)", "params"),
-        (axes[1], "compute", "training compute C, FLOPs (log scale)", "compute"),
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5.2), sharey=True)
+    for ax, col, xlabel, s in (
+        (axes[0], "params", "exact parameter count N (log scale)", verdict.scaling),
+        (axes[1], "compute", "training compute C, FLOPs (log scale)", verdict.compute),
     ):
         for i, (budget, g) in enumerate(points.groupby("budget", sort=False)):
             ax.scatter(g[col], g["loss"], s=22, color=f"C{i}", alpha=0.8, label=f"val, budget {budget}")
@@ -143,7 +153,7 @@ def compute_figure(
                 color="k",
                 label="winner, test (seed mean)",
             )
-        if key == "compute" and len(frontier_idx):
+        if col == "compute" and len(frontier_idx):
             fr = points.iloc[frontier_idx].sort_values("compute")
             ax.step(
                 fr["compute"],
@@ -156,32 +166,24 @@ def compute_figure(
                 ms=10,
                 label="compute frontier (val)",
             )
-        _fit_line(
-            ax,
-            fits.get(key),
-            points[col].to_numpy(dtype=float),
-            f"L({'N' if key == 'params' else 'C'})",
-            "C2",
+        xs = (
+            winners[col].to_numpy(dtype=float) if winners is not None and len(winners) else np.array([np.nan])
         )
+        _fit_line(ax, s, xs, "L(N)" if col == "params" else "L(C)")
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # minor labels overlap
         ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
     axes[0].set_ylabel(f"loss: {loss_label} (lower is better)")
-    fitted = [k for k in ("params", "compute") if fits.get(k) is not None]
-    fig.suptitle(
-        (
-            "Loss vs parameters and training compute, fits of "
-            + " and ".join({"params": "L(N)", "compute": "L(C)"}[k] for k in fitted)
-        )
-        if fitted
-        else "Loss vs parameters and training compute (too few distinct points for a fit)",
-        fontsize=9,
-    )
+    c = verdict.compute
+    vs_c = c.sentence if c else "not assessed (compute unknown or one budget)"
+    text = f"Loss vs parameters and training compute. vs N: {verdict.scaling.sentence}. vs C: {vs_c}"
+    fig.suptitle(title(text), fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+    return text
 
 
 def data_scaling_figure(path: Path, points: pd.DataFrame, loss_label: str) -> None:

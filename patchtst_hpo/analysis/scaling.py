@@ -1,8 +1,11 @@
-"""Scaling-law fit `L(N) = E + A * N^-alpha` (A >= 0) with a bootstrap CI on alpha, and the plots.
+"""Scaling-law fit `L(N) = E + A * N^-alpha` (E >= 0, A >= 0) across budgets, with its bootstrap interval.
 
 The fit profiles alpha on a fine grid and solves E, A by least squares at each value (variable
-projection), which is stable with the 3-5 points a budget study gives. alpha < 0 means the loss grows with
-size (inverse scaling); A = 0 means flat, where alpha is undetermined and reported as 0.
+projection), which is stable with the few points a budget study gives. One point per budget: its confirmed
+winner's loss. The interval refits every replicate of the hierarchical bootstrap (analysis/uncertainty.py),
+so it carries the test set's and the seeds' noise. alpha < 0 means the loss grows with size; A = 0 means
+flat, where alpha is undetermined and reported as 0. Whether a fit may be made at all and what it means in
+words is analysis/verdict.py's job.
 """
 
 from __future__ import annotations
@@ -11,7 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from patchtst_hpo import metrics
+
 ALPHAS = np.round(np.arange(-1.0, 2.0 + 1e-9, 0.002), 6)
+FREE_PARAMETERS = 3  # E, A, alpha
 
 
 @dataclass
@@ -21,59 +27,72 @@ class Fit:
     alpha: float
     alpha_ci: tuple[float, float]
     n_points: int
+    at_bound: bool = False  # alpha itself is an end of ALPHAS: the data do not pin it (no curve is drawn)
+    ci_open: bool = False  # an end of the interval is an end of ALPHAS: it bounds alpha on one side only
 
     @property
-    def scaling_detected(self) -> bool:
-        lo, hi = self.alpha_ci
-        return bool(np.isfinite(lo) and (lo > 0 or hi < 0))
-
-    def verdict(self) -> str:
-        lo, hi = self.alpha_ci
-        if not np.isfinite(lo):
-            return "not enough points for a CI"
-        if not self.scaling_detected:
-            return f"no scaling detected (alpha 95% CI [{lo:.3f}, {hi:.3f}] includes 0)"
-        kind = "loss falls with size" if lo > 0 else "inverse scaling: loss grows with size"
-        return f"scaling detected: {kind} (alpha {self.alpha:.3f}, 95% CI [{lo:.3f}, {hi:.3f}])"
+    def flat(self) -> bool:
+        return self.A == 0.0
 
     def predict(self, n: np.ndarray) -> np.ndarray:
         return self.E + self.A * np.asarray(n, dtype=np.float64) ** -self.alpha
 
+    def as_dict(self) -> dict:
+        return {
+            "E": self.E,
+            "A": self.A,
+            "alpha": self.alpha,
+            "alpha_ci": list(self.alpha_ci),
+            "n_points": self.n_points,
+            "at_bound": self.at_bound,
+            "ci_open": self.ci_open,
+        }
 
-def _fit_point(n: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
-    """(E, A, alpha) minimising squared error; N is scaled by its geometric mean for conditioning."""
+
+def _fit_many(n: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """(E, A, alpha) per row of `ys` [fits, points] minimising squared error with E >= 0 and A >= 0.
+
+    N is scaled by its geometric mean for conditioning; a row no power law fits better than a flat line gets
+    A = 0, alpha = 0 (E = its mean).
+    """
     scale = np.exp(np.mean(np.log(n)))
     alphas = ALPHAS[ALPHAS != 0]
     f = (n / scale)[None, :] ** -alphas[:, None]  # [alphas, points]
-    fc, yc = f - f.mean(axis=1, keepdims=True), y - y.mean()
-    with np.errstate(invalid="ignore", divide="ignore"):
-        a = (fc * yc).sum(axis=1) / (fc**2).sum(axis=1)
-    e = y.mean() - a * f.mean(axis=1)
-    sse = ((e[:, None] + a[:, None] * f - y) ** 2).sum(axis=1)
+    fc = f - f.mean(axis=1, keepdims=True)
+    yc = ys - ys.mean(axis=1, keepdims=True)  # [fits, points]
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        a = (yc @ fc.T) / (fc**2).sum(axis=1)  # [fits, alphas]
+        e = ys.mean(axis=1, keepdims=True) - a * f.mean(axis=1)
+        a0 = (ys @ f.T) / (f**2).sum(axis=1)  # E pinned at its bound 0
+        neg = e < 0
+        a, e = np.where(neg, a0, a), np.where(neg, 0.0, e)
+        pred = e[:, :, None] + a[:, :, None] * f[None, :, :]
+        sse = ((pred - ys[:, None, :]) ** 2).sum(axis=2)
     sse[~(a >= 0) | ~np.isfinite(sse)] = np.inf
-    i = int(np.argmin(sse))
-    if not sse[i] < float(np.sum(yc**2)) - 1e-15:  # no power law beats a flat line
-        return float(y.mean()), 0.0, 0.0
-    return float(e[i]), float(a[i] * scale ** alphas[i]), float(alphas[i])  # A x^-a = A s^a N^-a
+    i = np.argmin(sse, axis=1)
+    rows = np.arange(len(ys))
+    flat = ~(sse[rows, i] < (yc**2).sum(axis=1) - 1e-15)
+    out = np.stack([e[rows, i], a[rows, i] * scale ** alphas[i], alphas[i]], axis=1)
+    out[flat] = np.stack([ys[flat].mean(axis=1), np.zeros(flat.sum()), np.zeros(flat.sum())], axis=1)
+    return out
 
 
-def fit(n: np.ndarray, y: np.ndarray, n_boot: int = 500, seed: int = 0) -> Fit:
-    """Fit over points (several per N allowed, e.g. one per seed); bootstrap resamples points within each N."""
+def fit_point(n: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
+    """(E, A, alpha) of one set of points."""
+    e, a, alpha = _fit_many(np.asarray(n, dtype=np.float64), np.asarray(y, dtype=np.float64)[None, :])[0]
+    return float(e), float(a), float(alpha)
+
+
+def fit(n: np.ndarray, y: np.ndarray, y_reps: np.ndarray, level: float = 0.95) -> Fit:
+    """The fit to one loss per size (`y`) and its alpha interval over the bootstrap replicates `y_reps`
+    [replicates, sizes] (the same replicate of every budget in one row: paired)."""
     n, y = np.asarray(n, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    e, a, alpha = _fit_point(n, y)
-    sizes = np.unique(n)
-    if len(sizes) < 3:
-        return Fit(e, a, alpha, (float("nan"), float("nan")), len(n))
-    rng = np.random.default_rng(seed)
-    groups = [np.flatnonzero(n == s) for s in sizes]
-    resid = y - (e + a * n**-alpha)
-    alphas = []
-    for _ in range(n_boot):
-        if all(len(g) > 1 for g in groups):  # resample seeds within each size
-            idx = np.concatenate([rng.choice(g, len(g)) for g in groups])
-            alphas.append(_fit_point(n[idx], y[idx])[2])
-        else:  # one point per size: residual bootstrap
-            yb = (e + a * n**-alpha) + rng.choice(resid, len(resid))
-            alphas.append(_fit_point(n, yb)[2])
-    lo, hi = np.quantile(alphas, [0.025, 0.975])
-    return Fit(e, a, alpha, (float(lo), float(hi)), len(n))
+    e, a, alpha = fit_point(n, y)
+    reps = np.asarray(y_reps, dtype=np.float64)
+    reps = reps[np.isfinite(reps).all(axis=1)]
+    alphas = np.concatenate([_fit_many(n, reps[i : i + 250])[:, 2] for i in range(0, len(reps), 250)] or [[]])
+    lo, hi = metrics.quantile_ci(list(alphas), level)
+    edges = np.array([ALPHAS[0], ALPHAS[-1]])
+    at_bound = bool(np.isclose(alpha, edges).any())
+    ci_open = bool(any(np.isclose(v, edges).any() for v in (lo, hi)))
+    return Fit(e, a, alpha, (lo, hi), len(n), at_bound, ci_open)

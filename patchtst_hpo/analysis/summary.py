@@ -8,9 +8,11 @@ import numpy as np
 import pandas as pd
 
 STATS_NOTE = (
-    "Intervals are 95% percentile bootstraps over the test rows: a circular block bootstrap with blocks of "
-    "{block} rows (horizon {h}; labels of windows closer than H rows share future days), seed-mean for the "
-    "transformer. Differences are paired: both models are scored on the same resampled rows."
+    "Intervals are 95% percentile intervals of one hierarchical bootstrap: circular blocks of {block} test "
+    "dates (horizon {h}; labels of windows closer than H rows share future days; a panel's symbols move "
+    "with their date) and, for the transformer, its seeds resampled too (seed mean). Differences are paired: "
+    "every model is scored on the same resampled dates. MDE: the smallest difference this test set detects "
+    "(80% power, 5% level)."
 )
 
 
@@ -26,9 +28,9 @@ def _ci(v, lo, hi, spec=".3f") -> str:
 
 
 def _per_budget(r) -> list[str]:
+    v = r.verdict
     w = r.top[r.top["rank"] == 1].sort_values("params")
-    best = next((c for c in r.comparisons if c["b"].startswith("baseline")), None)
-    vs = best["b"].split(" ", 1)[1] if best else "best baseline"
+    vs = v.baseline.b.split(" ", 1)[1] if v.baseline else "best baseline"
     lines = [
         "### Per budget (winner = best trial on validation)",
         "",
@@ -38,14 +40,10 @@ def _per_budget(r) -> list[str]:
     ]
     for _, row in w.iterrows():
         c = next(
-            (
-                c
-                for c in r.comparisons
-                if c["a"] == f"PatchTST {row['budget']}" and c["b"].startswith("baseline")
-            ),
+            (c for c in v.comparisons if c.a == f"PatchTST {row['budget']}" and c.b.startswith("baseline")),
             None,
         )
-        diff = f"{_ci(c['diff'], c['lo'], c['hi'], '+.3f')} {c['verdict']}" if c else "n/a"
+        diff = f"{_ci(c.diff.point, c.diff.lo, c.diff.hi, '+.3f')} {c.verdict}" if c else "n/a"
         lines.append(
             f"| {row['budget']} | `{row['arch']}` | {row['params']:,} | {fmt(row.get('compute'), '.3g')} | "
             f"{fmt(row['val_objective'])} | {_ci(row['auc_mean'], row['auc_ci_lo'], row['auc_ci_hi'])} | "
@@ -54,15 +52,9 @@ def _per_budget(r) -> list[str]:
         )
     n, pos = int(w["test_samples"].iloc[0]), float(w["test_positive_rate"].iloc[0])
     lines += ["", f"Test period: {n} samples, positive rate {pos:.1%}.", ""]
-    pairs = [c for c in r.comparisons if c["b"].startswith("PatchTST")]
-    if pairs:
-        lines += ["Budget vs budget (paired test AUC difference):", ""]
-        lines += [
-            f"- {c['a']} - {c['b']}: {_ci(c['diff'], c['lo'], c['hi'], '+.3f')} ({c['verdict']})"
-            for c in pairs
-        ]
-        lines.append("")
-    return lines
+    lines += ["Paired comparisons (test AUC difference, MDE = minimal detectable effect):", ""]
+    lines += [f"- {c.sentence} (MDE {fmt(c.diff.mde)})" for c in v.comparisons]
+    return [*lines, ""]
 
 
 def _baselines(r) -> list[str]:
@@ -81,24 +73,27 @@ def _baselines(r) -> list[str]:
 
 
 def _fits(r) -> list[str]:
-    lines = ["### Scaling and compute fits `L(x) = E + A x^-alpha`", ""]
-    for k, label in (
-        ("auc", "test 1 - AUC vs N (budget winners, seeds)"),
-        ("log_loss", "test log loss vs N"),
-    ):
-        f = (r.fits or {}).get(k)
+    v = r.verdict
+    lines = ["### Scaling over budgets (the verdict's readings)", ""]
+    sc = v.scaling
+    lines.append(f"- Against parameters N: {sc.sentence}.")
+    if sc.largest_vs_smallest is not None:
+        d = sc.largest_vs_smallest
         lines.append(
-            f"- {label}: "
-            + (f"{f.verdict()}; E={f.E:.4f}, A={f.A:.4g}" if f else "fewer than 3 budgets: no fit")
+            f"  - model-free: largest - smallest budget {_ci(d.point, d.lo, d.hi, '+.3f')} (MDE {fmt(d.mde)})"
         )
-    for k, label in (
-        ("params", f"val {r.loss_label} vs N (every complete trial)"),
-        ("compute", f"val {r.loss_label} vs training FLOPs C (compute frontier)"),
-    ):
-        f = r.compute_fits.get(k)
+    if sc.rank is not None:
         lines.append(
-            f"- {label}: " + (f"{f.verdict()}; E={f.E:.4f}" if f else "fewer than 3 distinct points: no fit")
+            f"  - rank trend (Spearman over budgets): {_ci(sc.rank.point, sc.rank.lo, sc.rank.hi, '+.2f')}"
         )
+    if sc.fit_sentence:
+        lines.append(f"  - power law: {sc.fit_sentence}")
+    c = v.compute
+    lines.append(
+        f"- Against training compute C (budgets' winners only): {c.sentence}."
+        if c
+        else "- Against training compute C: not assessed (fewer than 2 confirmed budgets or compute unknown)."
+    )
     lines.append("")
     for key, cap in (
         ("scaling", "scaling"),
@@ -110,13 +105,25 @@ def _fits(r) -> list[str]:
     return lines
 
 
+def _studies(r) -> list[str]:
+    lines = ["### Study sizes (what the finished trials were)", ""]
+    lines += [f"- {s['sentence']}" for s in r.verdict.studies]
+    return [*lines, ""]
+
+
+def _absent(r) -> list[str]:
+    if not r.verdict.absent:
+        return []
+    return ["### Not in this report", "", *[f"- {why}." for why in r.verdict.absent.values()], ""]
+
+
 def _sharpe(r) -> list[str]:
     if r.sharpe is None or r.sharpe.empty:
         return []
     lines = [
         "### Economic value on the test period (net of costs)",
         "",
-        "| strategy | kind | threshold (val) | ann. return | ann. vol | Sharpe [95% CI] | max DD | turnover/period | hit rate | exposure |",
+        "| strategy | kind | threshold (out-of-sample val) | ann. return | ann. vol | Sharpe [95% CI] | max DD | turnover/period | hit rate | exposure |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for _, s in r.sharpe.iterrows():
@@ -127,7 +134,9 @@ def _sharpe(r) -> list[str]:
         )
     lines += [
         "",
-        "Long when p >= threshold (chosen on val) for the next day, else flat; transformer p = seed mean.",
+        "Long when p >= threshold for the next day, else flat; transformer p = seed mean. Thresholds are "
+        "chosen on val predictions of models fit on the training rows only (PatchTST: the study's own trial; "
+        "baselines: a train-only fit), never on rows the scored model trained on.",
         "",
     ]
     if "equity" in r.figures:
@@ -186,7 +195,18 @@ def _top_k(r) -> list[str]:
     return [*lines, ""]
 
 
-def render(cfg, names: list[str], trials: pd.DataFrame, results: list) -> str:
+def _provenance(p: dict) -> str:
+    code = p.get("code", {})
+    where = (
+        f"git {code.get('commit', '?')[:12]}{' (dirty)' if code.get('dirty') else ''}"
+        if "commit" in code
+        else (f"patchtst_hpo {code.get('version', '?')} (installed, no git checkout)")
+    )
+    libs = ", ".join(f"{k} {v}" for k, v in p.get("libraries", {}).items())
+    return f"Code: {where}; {libs}."
+
+
+def render(cfg, names: list[str], trials: pd.DataFrame, results: list, provenance: dict) -> str:
     counts = Counter(trials["state"])
     lines = [
         f"# Scaling report: `{cfg.study_prefix}`",
@@ -199,10 +219,12 @@ def render(cfg, names: list[str], trials: pd.DataFrame, results: list) -> str:
         + ", ".join(map(str, cfg.seeds))
         + ").",
         "",
+        _provenance(provenance),
+        "",
         "## Verdict",
         "",
     ]
-    lines += [f"- **{r.group.task} on {r.group.data_id}**: {r.verdict}" for r in results]
+    lines += [f"- **{r.group.task} on {r.group.data_id}**: {r.verdict.headline}" for r in results]
     lines.append("")
     for r in results:
         lines += [
@@ -215,7 +237,8 @@ def render(cfg, names: list[str], trials: pd.DataFrame, results: list) -> str:
             lines += ["**Warnings**", "", *[f"- {w}" for w in r.warnings], ""]
         if "auc_mean" in r.top:
             lines += _per_budget(r)
-        lines += _baselines(r) + _fits(r) + _sharpe(r) + _walk_forward(r) + _control(r) + _top_k(r)
+        lines += _baselines(r) + _fits(r) + _studies(r) + _sharpe(r) + _walk_forward(r) + _control(r)
+        lines += _absent(r) + _top_k(r)
         if r.commands:
             lines += ["### Reproduce", "", "Each confirmed row (from the repository root):", ""]
             for name, rank, cmd in r.commands:

@@ -18,7 +18,7 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from patchtst_hpo import metrics
-from patchtst_hpo.analysis import baselines, confirm
+from patchtst_hpo.analysis import baselines, confirm, uncertainty
 from patchtst_hpo.data import features, splits
 from patchtst_hpo.errors import ConfigError
 
@@ -81,7 +81,7 @@ def run(cfg: DictConfig, g, r, budget: str, storage, out: Path) -> pd.DataFrame:
     r.warnings += notes
     trial_row = g.trials[(g.trials["study"] == win["study"]) & (g.trials["number"] == win["trial"])].iloc[0]
     names = features.feature_names(tcfg.data.tier, with_vix=bool(tcfg.data.vix))
-    rows, pooled = [], {"y": [], "model": [], "logistic": [], "gbdt": []}
+    rows, pooled = [], {"y": [], "model": [], "logistic": [], "gbdt": [], "dates": []}
     for k, start in enumerate(starts):
         split_o = _fold_overrides(dates, start, ctx, purge, int(wf.val_rows))
         end = dates[starts[k + 1]] if k + 1 < len(starts) else None
@@ -90,7 +90,8 @@ def run(cfg: DictConfig, g, r, budget: str, storage, out: Path) -> pd.DataFrame:
         keep = (frame["date"] >= dates[start]).to_numpy() & (
             (frame["date"] < end).to_numpy() if end is not None else True
         )
-        base = baselines.evaluate(fdm, names, cfg.baselines, 1, int(cfg.seed), r.block)
+        fold_boot = uncertainty.Bootstrap.for_rows(len(frame), 1, 1, int(cfg.seed))  # test preds only
+        base = baselines.evaluate(fdm, None, names, cfg.baselines, fold_boot, int(cfg.seed))
         overrides = [*confirm.trial_overrides(fixed, study.trials[int(win["trial"])].params), *split_o]
         d = out / "walk_forward" / g.key / f"fold{k}"
         confirm.run(
@@ -99,24 +100,29 @@ def run(cfg: DictConfig, g, r, budget: str, storage, out: Path) -> pd.DataFrame:
         runs = confirm.load(d, list(wf.seeds))
         y, p = runs[0]["y_test"][keep], np.stack([x["p_test"] for x in runs]).mean(0)[keep]
         pl, pg = base.p_test["logistic"][keep], base.p_test["gbdt"][keep]
-        rows.append(_fold_row(f"fold {k}", frame["date"][keep], y, p, pl, pg, r.block, cfg))
+        rows.append(_fold_row(f"fold {k}", frame["date"].to_numpy()[keep], y, p, pl, pg, r.block, cfg))
         r.warnings += [f"walk-forward {w}" for w in rows[-1]["warnings"].split(" | ") if w]
         for key, v in (("y", y), ("model", p), ("logistic", pl), ("gbdt", pg)):
             pooled[key].append(v)
+        pooled["dates"].append(frame["date"].to_numpy()[keep])
     if rows:
         cat = {k: np.concatenate(v) for k, v in pooled.items()}
-        all_dates = pd.concat([pd.Series(pd.to_datetime([x["first"], x["last"]])) for x in rows])
         rows.append(
-            _fold_row("pooled", all_dates, cat["y"], cat["model"], cat["logistic"], cat["gbdt"], r.block, cfg)
+            _fold_row(
+                "pooled", cat["dates"], cat["y"], cat["model"], cat["logistic"], cat["gbdt"], r.block, cfg
+            )
         )
     return pd.DataFrame(rows)
 
 
 def _fold_row(name, dates, y, p, pl, pg, block: int, cfg) -> dict:
-    kw = {"n_boot": int(cfg.n_boot), "seed": int(cfg.seed), "block": block}
-    lo, hi = metrics.bootstrap_ci(y, p, **kw)
+    """One fold's (or the pooled) test AUC and its paired difference to the better baseline, intervals from
+    the report's hierarchical bootstrap over the fold's test dates (blocks of `block` dates)."""
+    boot = uncertainty.Bootstrap(uncertainty.date_codes(dates), block, int(cfg.n_boot), int(cfg.seed))
     best = "gbdt" if metrics.auc(y, pg) > metrics.auc(y, pl) else "logistic"
-    d = metrics.paired_bootstrap(y, p, pg if best == "gbdt" else pl, **kw)
+    a = boot.auc(y, p)
+    d = uncertainty.difference(a, boot.auc(y, pg if best == "gbdt" else pl))
+    lo, hi = a.lo, a.hi
     rel = cfg.reliability
     return {
         "fold": name,
@@ -130,10 +136,11 @@ def _fold_row(name, dates, y, p, pl, pg, block: int, cfg) -> dict:
         "logistic_auc": metrics.auc(y, pl),
         "gbdt_auc": metrics.auc(y, pg),
         "vs": best,
-        "diff": d["diff"],
-        "diff_lo": d["lo"],
-        "diff_hi": d["hi"],
-        "verdict": metrics.verdict(d["lo"], d["hi"]),
+        "diff": d.point,
+        "diff_lo": d.lo,
+        "diff_hi": d.hi,
+        "diff_mde": d.mde,
+        "verdict": metrics.verdict(d.lo, d.hi),
         "warnings": " | ".join(
             metrics.reliability_warnings(y, name, int(rel.min_samples), int(rel.min_per_class))
         ),

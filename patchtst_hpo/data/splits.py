@@ -102,9 +102,12 @@ def symbol_segments(
 def walk_forward(
     n_rows: int, folds: int, val_rows: int, test_rows: int, min_train_rows: int, purge: int = 0
 ) -> list[list[Segment]]:
-    """Expanding-window folds: fold k trains on everything before its val block; test follows val."""
+    """Expanding-window folds: fold k trains on everything before its val block; test follows val.
+
+    Fold 0, the shortest, has last - val_rows - 2 * purge training rows (a purge before val and one before
+    test): at least `min_train_rows`."""
     last = n_rows - folds * test_rows
-    if last - val_rows - purge < min_train_rows:
+    if last - val_rows - 2 * purge < min_train_rows:
         raise DataError(
             f"walk-forward: {n_rows} rows cannot hold {folds} folds of {test_rows} test rows, "
             f"{val_rows} val rows and >= {min_train_rows} train rows"
