@@ -1,4 +1,7 @@
-"""Binary classification metrics and every statistic the report uses: row, block and paired bootstraps.
+"""Binary classification metrics shared by the training loop, the report and the baselines.
+
+The report's intervals are analysis/uncertainty.py's (one hierarchical bootstrap); this module keeps the
+metrics themselves, the block length, the percentile interval and the beats/ties/loses-to rule.
 
 Plain numpy + scikit-learn so the training loop, the report and the baselines compute the same numbers.
 """
@@ -90,82 +93,12 @@ def block_length(horizon: int, minimum: int = 1) -> int:
     return max(int(horizon), int(minimum), 1)
 
 
-def resample_indices(n: int, block: int, rng: np.random.Generator) -> np.ndarray:
-    """n row indices of a circular block bootstrap (Politis & Romano 1992): random starts, `block` rows each.
-
-    block=1 is the ordinary i.i.d. row bootstrap. Rows are in time order (the test period), so a block is a
-    stretch of consecutive days.
-    """
-    if block <= 1:
-        return rng.integers(0, n, n)
-    starts = rng.integers(0, n, -(-n // block))
-    return ((starts[:, None] + np.arange(block)[None, :]) % n).ravel()[:n]
-
-
 def quantile_ci(vals: list[float], level: float) -> tuple[float, float]:
     """The central `level` interval of bootstrap statistics (NaNs when there are none)."""
     if not vals:
         return float("nan"), float("nan")
     lo, hi = np.quantile(vals, [(1 - level) / 2, (1 + level) / 2])
     return float(lo), float(hi)
-
-
-def bootstrap_ci(
-    y: np.ndarray,
-    p: np.ndarray,
-    fn=auc,
-    n_boot: int = 1000,
-    level: float = 0.95,
-    seed: int = 0,
-    block: int = 1,
-) -> tuple[float, float]:
-    """Percentile bootstrap CI of `fn(y, p)` over resampled test rows (block bootstrap when block > 1).
-
-    `p` may be `[rows]` or `[seeds, rows]`: with several seeds (same test rows) the statistic is the mean of
-    `fn` over seeds, so one CI covers the seed-mean. Resamples where `fn` is undefined (one class) are skipped.
-    """
-    y, p = np.asarray(y), np.asarray(p)
-    ps = p[None, :] if p.ndim == 1 else p
-    rng = np.random.default_rng(seed)
-    vals = []
-    for _ in range(n_boot):
-        i = resample_indices(len(y), block, rng)
-        v = float(np.mean([fn(y[i], q[i]) for q in ps]))
-        if np.isfinite(v):
-            vals.append(v)
-    return quantile_ci(vals, level)
-
-
-def paired_bootstrap(
-    y: np.ndarray,
-    p_a: np.ndarray,
-    p_b: np.ndarray,
-    fn=auc,
-    n_boot: int = 1000,
-    level: float = 0.95,
-    seed: int = 0,
-    block: int = 1,
-) -> dict[str, float]:
-    """Difference fn(a) - fn(b) on the SAME resampled test rows, with its percentile CI.
-
-    Pairing removes the variance both models share (hard and easy days), so the CI of the difference is far
-    narrower than comparing two separate CIs. `p_a`/`p_b` may be `[seeds, rows]` (seed-mean of fn).
-    """
-    y = np.asarray(y)
-    pa = np.asarray(p_a)[None, :] if np.ndim(p_a) == 1 else np.asarray(p_a)
-    pb = np.asarray(p_b)[None, :] if np.ndim(p_b) == 1 else np.asarray(p_b)
-
-    def stat(i):
-        return float(np.mean([fn(y[i], q[i]) for q in pa]) - np.mean([fn(y[i], q[i]) for q in pb]))
-
-    rng = np.random.default_rng(seed)
-    vals = []
-    for _ in range(n_boot):
-        v = stat(resample_indices(len(y), block, rng))
-        if np.isfinite(v):
-            vals.append(v)
-    lo, hi = quantile_ci(vals, level)
-    return {"diff": stat(np.arange(len(y))), "lo": lo, "hi": hi}
 
 
 def verdict(lo: float, hi: float, higher_is_better: bool = True) -> str:

@@ -6,7 +6,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from patchtst_hpo import metrics
-from patchtst_hpo.analysis import compute, confirm
+from patchtst_hpo.analysis import compute, confirm, uncertainty
 from patchtst_hpo.analysis.groups import Group, search_warnings
 from patchtst_hpo.models.arch_grid import Arch, Dims, train_flops
 
@@ -24,12 +24,13 @@ def test_auc_matches_sklearn_with_ties():
     assert np.isnan(metrics.auc(np.ones(5), np.arange(5.0)))
 
 
-def test_block_resample_keeps_runs_of_consecutive_rows():
-    rng = np.random.default_rng(0)
-    i = metrics.resample_indices(100, 10, rng)
-    assert len(i) == 100
-    steps = np.diff(i.reshape(10, 10), axis=1) % 100
-    assert (steps == 1).all()  # each block is 10 consecutive rows (circular)
+def test_block_draws_keep_runs_of_consecutive_dates():
+    w = uncertainty.Bootstrap.for_rows(100, 10, 200, 0).date_weights
+    assert (w.sum(axis=1) == 100).all()
+    # a block of 10 consecutive dates: a drawn date's neighbours are drawn too far more often than by chance
+    drawn = w > 0
+    together = (drawn[:, :-1] & drawn[:, 1:]).mean() / drawn.mean()
+    assert together > 0.8
 
 
 def test_block_bootstrap_widens_ci_for_overlapping_labels():
@@ -39,21 +40,23 @@ def test_block_bootstrap_widens_ci_for_overlapping_labels():
     event = rng.random(n + h) < 0.05
     y = np.array([event[t + 1 : t + 1 + h].any() for t in range(n)], dtype=float)
     p = y * 0.6 + np.convolve(rng.normal(0, 1, n + h), np.ones(h) / h, "valid")[:n]
-    lo1, hi1 = metrics.bootstrap_ci(y, p, n_boot=300, block=1)
-    lob, hib = metrics.bootstrap_ci(y, p, n_boot=300, block=metrics.block_length(h))
-    assert (hib - lob) > 1.3 * (hi1 - lo1)
+    one = uncertainty.Bootstrap.for_rows(n, 1, 300, 0).auc(y, p)
+    blocks = uncertainty.Bootstrap.for_rows(n, metrics.block_length(h), 300, 0).auc(y, p)
+    assert (blocks.hi - blocks.lo) > 1.3 * (one.hi - one.lo)
 
 
 def test_seed_mean_ci_and_paired_difference():
     y, p_good = _scores(800, 1.5, 2)
     _, p_bad = _scores(800, 0.0, 3)
     stack = np.stack([p_good, p_good + 0.01])
-    lo, hi = metrics.bootstrap_ci(y, stack, n_boot=200)
-    assert lo < metrics.auc(y, p_good) < hi
-    same = metrics.paired_bootstrap(y, p_good, p_good, n_boot=100)
-    assert same == {"diff": 0.0, "lo": 0.0, "hi": 0.0}
-    d = metrics.paired_bootstrap(y, stack, p_bad, n_boot=200, block=5)
-    assert d["lo"] > 0 and metrics.verdict(d["lo"], d["hi"]) == "beats"
+    bs = uncertainty.Bootstrap.for_rows(800, 5, 200, 0)
+    a = bs.auc(y, stack)
+    assert a.lo < metrics.auc(y, p_good) < a.hi and a.seeds == 2
+    g = bs.auc(y, p_good)
+    same = uncertainty.difference(g, g)
+    assert (same.point, same.lo, same.hi) == (0.0, 0.0, 0.0)
+    d = uncertainty.difference(a, bs.auc(y, p_bad))
+    assert d.lo > 0 and metrics.verdict(d.lo, d.hi) == "beats"
     assert metrics.verdict(-0.05, -0.01) == "loses to" and metrics.verdict(-0.01, 0.02) == "ties"
     assert metrics.verdict(0.01, 0.02, higher_is_better=False) == "loses to"
 
@@ -63,11 +66,11 @@ def test_paired_ci_is_narrower_than_separate_cis():
     rng = np.random.default_rng(4)
     y = (rng.random(1000) < 0.3).astype(float)
     common = y * 0.8 + rng.normal(0, 1, 1000)
-    a, b = common + 0.25 * y, common
-    d = metrics.paired_bootstrap(y, a, b, n_boot=300)
-    (alo, _), (_, bhi) = metrics.bootstrap_ci(y, a, n_boot=300), metrics.bootstrap_ci(y, b, n_boot=300)
-    assert alo < bhi  # separate CIs overlap ...
-    assert d["lo"] > 0  # ... the paired one does not include 0
+    bs = uncertainty.Bootstrap.for_rows(1000, 1, 300, 0)
+    a, b = bs.auc(y, common + 0.25 * y), bs.auc(y, common)
+    d = uncertainty.difference(a, b)
+    assert a.lo < b.hi  # separate CIs overlap ...
+    assert d.lo > 0  # ... the paired one does not include 0
 
 
 def test_reliability_warnings_small_and_unbalanced():

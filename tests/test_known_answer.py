@@ -1,6 +1,7 @@
 """The known-answer check: on a synthetic panel with a planted, capacity-hungry signal the framework must
-find that bigger budgets score better (and fit alpha > 0 with a CI excluding 0); with shuffled training
-labels it must find nothing (AUC 0.5 +- 0.05, no scaling). See docs/data.md "Known-answer check"."""
+find that bigger budgets score better (the report's verdict "scaling detected", the paired interval of the
+largest minus the smallest budget excluding 0); with shuffled training labels it must find nothing ("no
+scaling", every AUC interval holding 0.5). See docs/data.md "Known-answer check"."""
 
 from pathlib import Path
 
@@ -9,9 +10,10 @@ import pytest
 import torch
 import yaml
 
-from patchtst_hpo.analysis.scaling import fit
+from patchtst_hpo.analysis.uncertainty import Bootstrap, date_codes
+from patchtst_hpo.analysis.verdict import BudgetPoint, scaling_verdict
 from patchtst_hpo.data import panel, synthetic
-from patchtst_hpo.metrics import bootstrap_ci
+from patchtst_hpo.data.datamodule import WindowDataModule
 from patchtst_hpo.paths import REPO_DIR
 from patchtst_hpo.train import train
 from tests.helpers import check, run_cli, sqlite_storage, sweep_args
@@ -51,8 +53,24 @@ def run(cfg_factory, root: Path, out: Path, budget: str, d: int, *extra: str) ->
     )
     res = train(cfg)
     pred = np.load(out / "predictions_test.npz")
-    res["test_auc_ci"] = bootstrap_ci(pred["y"], pred["p"], n_boot=200)
+    res["y"], res["p"], res["budget"] = pred["y"], pred["p"], budget
+    e = Bootstrap.for_rows(len(pred["y"]), 1, 200, 0).auc(pred["y"], pred["p"])
+    res["test_auc_ci"] = (e.lo, e.hi)
     return res
+
+
+def verdict_of(cfg_factory, root: Path, runs: list[dict]):
+    """The report's scaling verdict over these runs' test predictions (blocks of test dates, paired)."""
+    cfg = cfg_factory("experiment=known_answer", f"paths.data_dir={root}")
+    dm = WindowDataModule(cfg.data, cfg.task, int(cfg.seed))
+    dm.setup()
+    frame = dm.anchor_frame("test")
+    boot = Bootstrap(date_codes(frame["date"].to_numpy()), int(cfg.task.horizon), 500, 0)
+    pts = []
+    for r in runs:
+        assert np.array_equal(r["y"], frame["label"].to_numpy())  # every budget on the same test rows
+        pts.append(BudgetPoint(r["budget"], r["params"], boot.auc(r["y"], r["p"])))
+    return scaling_verdict(pts, len(frame)), pts
 
 
 def table(rows: list[dict]) -> str:
@@ -81,18 +99,18 @@ def test_scaling_found_and_shuffled_twin_finds_none(cfg_factory, ka_root, tmp_pa
     shuf = [
         run(cfg_factory, ka_root, tmp_path / f"s{b}", b, d, "data.shuffle_labels=true") for b, d in BUDGETS
     ]
-    n = np.array([r["params"] for r in real])
-    f_real = fit(n, np.array([1 - r["test"]["auc"] for r in real]))
-    f_shuf = fit(n, np.array([1 - r["test"]["auc"] for r in shuf]))
-    report = f"real:\n{table(real)}\n{f_real.verdict()}\nshuffled:\n{table(shuf)}\n{f_shuf.verdict()}"
+    v_real, pts_real = verdict_of(cfg_factory, ka_root, real)
+    v_shuf, pts_shuf = verdict_of(cfg_factory, ka_root, shuf)
+    report = f"real:\n{table(real)}\n{v_real.sentence}\nshuffled:\n{table(shuf)}\n{v_shuf.sentence}"
     print(report)
-    aucs = [r["test"]["auc"] for r in real]
-    assert all(b > a - 0.005 for a, b in zip(aucs, aucs[1:], strict=False)), report  # rises with size
-    assert aucs[-1] - aucs[0] >= 0.05, report
-    assert f_real.alpha > 0 and f_real.scaling_detected and f_real.alpha_ci[0] > 0, report
+    d = v_real.largest_vs_smallest
+    assert v_real.status == "detected" and v_real.sentence.startswith("scaling detected"), report
+    assert d.lo > 0, report  # the paired interval of largest - smallest excludes 0
+    assert v_shuf.status == "none" and v_shuf.sentence.startswith("no scaling"), report
+    for p in pts_shuf:
+        assert p.auc.lo <= 0.5 <= p.auc.hi, report  # nothing learned: every AUC interval holds 0.5
     for r in shuf:
         assert abs(r["test"]["auc"] - 0.5) <= 0.05 and abs(r["val"]["auc"] - 0.5) <= 0.05, report
-    assert not f_shuf.scaling_detected, report
 
 
 def _flat(node, prefix: str = "") -> set[str]:

@@ -5,6 +5,7 @@ import pytest
 from sklearn import metrics as skm
 
 from patchtst_hpo import metrics
+from patchtst_hpo.analysis import uncertainty
 
 
 def _data(n: int, positive_rate: float, signal: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -72,20 +73,21 @@ def test_probabilities_are_clipped_so_log_loss_stays_finite():
 @pytest.mark.parametrize("n", [150, 400])
 def test_bootstrap_ci_brackets_the_estimate_and_narrows_with_n(n):
     y, p = _data(n, 0.4, 1.5, seed=7)
-    lo, hi = metrics.bootstrap_ci(y, p, n_boot=150, seed=0)
-    assert lo < metrics.auc(y, p) < hi
-    assert (lo, hi) == metrics.bootstrap_ci(y, p, n_boot=150, seed=0)  # seeded: reproducible
+    e = uncertainty.Bootstrap.for_rows(n, 1, 150, 0).auc(y, p)
+    assert e.lo < metrics.auc(y, p) == e.point < e.hi
+    again = uncertainty.Bootstrap.for_rows(n, 1, 150, 0).auc(y, p)
+    assert (e.lo, e.hi) == (again.lo, again.hi)  # seeded: reproducible
     y4, p4 = _data(4 * n, 0.4, 1.5, seed=7)
-    lo4, hi4 = metrics.bootstrap_ci(y4, p4, n_boot=150, seed=0)
-    assert hi4 - lo4 < hi - lo
+    e4 = uncertainty.Bootstrap.for_rows(4 * n, 1, 150, 0).auc(y4, p4)
+    assert e4.hi - e4.lo < e.hi - e.lo
 
 
-def test_bootstrap_ci_of_brier_uses_the_given_metric():
+def test_bootstrap_ci_of_a_row_mean_brackets_brier():
     y, p = _data(400, 0.5, 1.0, seed=3)
-    brier = lambda y, p: float(np.mean((p - y) ** 2))  # noqa: E731
-    lo, hi = metrics.bootstrap_ci(y, p, fn=brier, n_boot=200)
-    assert lo < skm.brier_score_loss(y, p) < hi < 1
+    e = uncertainty.Bootstrap.for_rows(400, 1, 200, 0).mean((p - y) ** 2)
+    assert e.lo < skm.brier_score_loss(y, p) < e.hi < 1
 
 
 def test_bootstrap_ci_of_one_class_is_nan():
-    assert all(np.isnan(metrics.bootstrap_ci(np.zeros(20), np.linspace(0, 1, 20), n_boot=20)))
+    e = uncertainty.Bootstrap.for_rows(20, 1, 20, 0).auc(np.zeros(20), np.linspace(0, 1, 20))
+    assert np.isnan(e.point) and np.isnan(e.lo) and np.isnan(e.hi)
