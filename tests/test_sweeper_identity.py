@@ -53,3 +53,43 @@ def test_other_direction_is_refused_even_without_attributes():
         identity.check(study_with({}, direction="minimize"), ident())
     with pytest.raises(ConfigError, match="direction"):
         identity.check(study_with({}), ident(direction=["maximize", "minimize"]))
+
+
+def _entry(sha="a" * 64, raw_sha="b" * 64, version=1, raw_version=1, pipeline=3):
+    """A processed manifest entry as data/processed.py writes it (only what identifies its contents)."""
+    return {
+        "id": "SPX.OHLCV.daily.a25",
+        "version": version,
+        "sha256": sha,
+        "inputs": [{"name": "SPX.OHLCV.daily", "version": raw_version, "sha256": raw_sha}],
+        "pipeline_version": pipeline,
+        "rows": 1000,  # not part of the identity
+    }
+
+
+def test_same_data_resumes_and_the_record_is_what_identifies_it():
+    identity.check(study_with(ident(data=_entry())), ident(data=_entry()))
+    rec = ident(data=_entry())["data"]
+    assert set(rec) == {"id", "version", "sha256", "inputs", "pipeline_version"}
+
+
+@pytest.mark.parametrize(
+    "change, said",
+    [
+        (
+            {"raw_sha": "c" * 64, "raw_version": 2, "version": 2},
+            "input SPX.OHLCV.daily changed from v1 sha256 bbbbbbbbbbbb to v2 sha256 cccccccccccc",
+        ),
+        ({"pipeline": 4, "version": 2}, "feature pipeline version 3 -> 4"),
+        (
+            {"sha": "d" * 64},
+            "SPX.OHLCV.daily.a25 changed from v1 sha256 aaaaaaaaaaaa to v1 sha256 dddddddddddd",
+        ),
+    ],
+)
+def test_changed_data_is_refused_naming_the_change_and_the_fix(change, said):
+    with pytest.raises(ConfigError) as e:
+        identity.check(study_with(ident(data=_entry())), ident(data=_entry(**change)))
+    msg = str(e.value)
+    assert said in msg and "data.version=1" in msg and "new hydra.sweeper.study_name" in msg
+    assert "\n" not in msg

@@ -150,3 +150,51 @@ def test_intervals_cover_the_truth():
         hit_a += v.fit.alpha_ci[0] <= 0.2 <= v.fit.alpha_ci[1]
     print(f"coverage over 200 studies: AUC difference {hit_d / 200:.1%}, alpha {hit_a / 200:.1%}")
     assert hit_d >= 180 and hit_a >= 180
+
+
+def _study(n_extremes: int, n_more: int, sampler: dict | None):
+    """A finished study as the sweeper leaves it: extremes enqueued first, then sampled trials, in turn."""
+    import optuna
+
+    study = optuna.create_study(direction="maximize")
+    if sampler is not None:
+        study.set_user_attr("sampler", sampler)
+    dist = {"x": optuna.distributions.FloatDistribution(0, 1)}
+    for i in range(n_extremes + n_more):
+        if i < n_extremes:
+            study.enqueue_trial({"x": i / 10}, user_attrs={"enqueued": "extreme"})
+        t = study.ask(dist)
+        study.tell(t, 0.5)
+    return study
+
+
+@pytest.mark.parametrize(
+    "n_more, sampler, kinds, kind",
+    [
+        (3, {"name": "TPESampler", "n_startup_trials": 8}, {"extreme": 3, "startup": 3}, "demo"),
+        (
+            9,
+            {"name": "TPESampler", "n_startup_trials": 8},
+            {"extreme": 3, "startup": 5, "guided": 4},
+            "search",
+        ),
+        (2, {"name": "RandomSampler"}, {"extreme": 3, "random": 2}, "search"),
+        (2, None, {"extreme": 3, "unknown": 2}, "unknown"),
+        (0, {"name": "TPESampler", "n_startup_trials": 8}, {"extreme": 3}, "demo"),
+    ],
+)
+def test_study_size_counts_extremes_startup_and_guided(n_more, sampler, kinds, kind):
+    """Optuna's start-up count is over finished trials, extremes included: with 3 extremes and
+    n_startup_trials=8, trials 3-7 are random and the 9th finished trial on is model-guided."""
+    import pandas as pd
+
+    from patchtst_hpo.analysis import study_size
+
+    study = _study(3, n_more, sampler)
+    k = study_size.trial_kinds(study)
+    got = pd.Series(list(k.values())).value_counts().to_dict()
+    assert got == kinds
+    trials = pd.DataFrame({"study": "s", "state": "COMPLETE", "trial_kind": list(k.values())})
+    s = study_size.summary(trials, "s")
+    assert s["kind"] == kind and s["sentence"].startswith(f"s: {3 + n_more} finished trials")
+    assert (kind == "demo") == ("demo, no trial was guided" in s["sentence"])

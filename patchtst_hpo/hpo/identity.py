@@ -1,8 +1,10 @@
 """What defines a study, so a resume never mixes trials scored or searched differently.
 
 A study records, as user attributes, the metric(s) and direction(s) its trials are scored on, the search
-space, the arch candidates, the data id, the fixed overrides and the custom search-space function. A sweep
-that would top it up under anything else stops before asking a trial, naming the difference and the fix.
+space, the arch candidates, the data id, the data itself (the processed dataset's version and sha256, every
+raw input's name, version and sha256, the feature pipeline version), the fixed overrides and the custom
+search-space function. A sweep that would top it up under anything else stops before asking a trial, naming
+the difference and the fix (for data: which input changed, and how to resume on the study's data).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ KEYS = {
     "search_space": "the search params (conf/search, hydra.sweeper.params, the command line)",
     "arch_candidates": "the budget, data dims or grid (Optuna cannot change a categorical's choices)",
     "data_id": "the data (data.ohlcv or data.panel, data.tier, data.vix)",
+    "data": "the data's contents (re-ingested or rebuilt: another version or sha256)",
     "fixed_overrides": "the plain overrides passed to every job",
     "custom_search_space": "hydra.sweeper.custom_search_space",
 }
@@ -35,10 +38,12 @@ def of_study(
     data_id: str | None,
     fixed_overrides: list[str],
     custom_search_space: Callable | None,
+    data: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The identity of a study as JSON-ready user attributes (what `check` compares)."""
+    """The identity of a study as JSON-ready user attributes (what `check` compares); `data` is the
+    processed dataset's manifest entry (`data_record` keeps what identifies its contents)."""
     fn = custom_search_space
-    return {
+    out = {
         "metric": metric,
         "direction": direction,
         "search_space": {k: repr(v) for k, v in space.items()},
@@ -47,6 +52,41 @@ def of_study(
         "fixed_overrides": list(fixed_overrides),
         "custom_search_space": None if fn is None else f"{fn.__module__}.{fn.__qualname__}",
     }
+    if data is not None:
+        out["data"] = data_record(data)
+    return out
+
+
+def data_record(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """What identifies a processed dataset's contents: id, version, sha256, raw inputs, pipeline version."""
+    return {
+        "id": entry["id"],
+        "version": entry["version"],
+        "sha256": entry["sha256"],
+        "inputs": [{k: i[k] for k in ("name", "version", "sha256")} for i in entry.get("inputs", [])],
+        "pipeline_version": entry.get("pipeline_version"),
+    }
+
+
+def data_change(was: Mapping[str, Any], now: Mapping[str, Any]) -> str:
+    """The first difference between two data records, in words (which input, which version/sha256)."""
+    old_in = {i["name"]: i for i in was.get("inputs", [])}
+    new_in = {i["name"]: i for i in now.get("inputs", [])}
+    for name in sorted(old_in.keys() | new_in.keys()):
+        a, b = old_in.get(name), new_in.get(name)
+        if a is None or b is None:
+            return f"input {name} was {'added' if a is None else 'removed'}"
+        if a != b:
+            return (
+                f"input {name} changed from v{a['version']} sha256 {a['sha256'][:12]} to v{b['version']} "
+                f"sha256 {b['sha256'][:12]}"
+            )
+    if was.get("pipeline_version") != now.get("pipeline_version"):
+        return f"feature pipeline version {was.get('pipeline_version')} -> {now.get('pipeline_version')}"
+    return (
+        f"{now.get('id')} changed from v{was.get('version')} sha256 {str(was.get('sha256'))[:12]} to "
+        f"v{now.get('version')} sha256 {str(now.get('sha256'))[:12]}"
+    )
 
 
 def _short(v: Any) -> str:
@@ -66,9 +106,22 @@ def check(study: optuna.Study, identity: Mapping[str, Any]) -> None:
         )
     attrs = study.user_attrs
     for key, value in identity.items():
+        if key == "data" and key in attrs and attrs[key] != value:
+            raise ConfigError(
+                f"study {name!r} was made on other data: {data_change(attrs[key], value)}; resuming would mix "
+                f"trials scored on different data. Resume on the study's data (data.version="
+                f"{_raw_version(attrs[key])}, if that version is still in the manifest) or use a new "
+                f"hydra.sweeper.study_name"
+            )
         if key in attrs and attrs[key] != value:
             raise ConfigError(
                 f"study {name!r} was created with {key}={_short(attrs[key])}, this sweep has "
                 f"{_short(value)} (changed: {KEYS[key]}); resuming would mix trials that are not comparable. "
                 f"Use a new hydra.sweeper.study_name, or the study's original settings"
             )
+
+
+def _raw_version(record: Mapping[str, Any]) -> Any:
+    """The raw version data.version selects: the first input's (the OHLCV series or the panel)."""
+    inputs = record.get("inputs") or []
+    return inputs[0]["version"] if inputs else record.get("version")
