@@ -9,7 +9,7 @@ Command line:  `key=a,b`             -> grid: one study per value (Cartesian pro
                                       or `tag(int, ...)` integer; `shuffle(range(..))` categorical
 `conf/search/*.yaml` and `hydra.sweeper.params` use the same grammar, and there every sweep is a
 distribution (a plain comma list is a categorical too); a plain value there is passed to every job.
-In an app without budget and grid groups a command-line comma list is a categorical too (upstream's meaning).
+With the generic planner (hpo/planner.py) a command-line comma list is a categorical too (upstream's meaning).
 """
 
 from __future__ import annotations
@@ -140,8 +140,8 @@ def plan(
 ) -> SweepPlan:
     """Split the command line and the configured search params into fixed, grid and searched parts.
 
-    With `grid_as_studies` (apps with budget and grid groups) a command-line comma list is a grid of
-    studies; without it (any other app) it is a categorical, as in hydra-optuna-sweeper. A plain value in
+    With `grid_as_studies` (the planner's choice; the budget planner's) a command-line comma list is a grid
+    of studies; without it (the generic planner) it is a categorical, as in hydra-optuna-sweeper. A plain value in
     `params` is passed to every job, as there too.
     """
     fixed, grid, space = [], {}, {}

@@ -1,0 +1,104 @@
+"""This project's planner (`hydra.sweeper.planner` in conf/hydra/sweeper/patchtst.yaml): grid cells -> studies.
+
+Each cell of the command-line grid (`budget=tiny,2M task=...`) is one study named
+`<study_name>.<budget>.<task>[.<key>=<value>]`; unless `arch` is given, it searches the arch candidates of its
+budget and data dims, with the shape extremes enqueued first, and its identity holds the data checksum. Every
+job gets the objective, `test=false` and, with a shared storage, the `trial.*` keys it reports through.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+
+from patchtst_hpo.hpo import search_space
+from patchtst_hpo.hpo.planner import Planner, StudyPlan
+
+
+class BudgetPlanner(Planner):
+    grid_as_studies = True  # a command-line comma list is a grid of studies
+
+    def studies(self, plan: search_space.SweepPlan) -> list[StudyPlan]:
+        searched_arch = (
+            "arch" not in plan.grid
+            and "arch" not in plan.space
+            and not any(f.split("=")[0] == "arch" for f in plan.fixed)
+        )
+        out = []
+        for values in search_space.cells(plan.grid):
+            overrides = [*plan.fixed, *(search_space.override(k, v) for k, v in values.items())]
+            out.append(self._study(plan, values, overrides, searched_arch))
+        return out
+
+    def _study(self, plan, values: dict[str, Any], overrides: list[str], searched_arch: bool) -> StudyPlan:
+        """One grid cell's study: its config, arch candidates and extremes, identity and description."""
+        from patchtst_hpo.models.arch_grid import budget_candidates, extremes
+
+        cfg = self.ctx.compose(overrides)
+        name = self._name(cfg, values)
+        space = dict(plan.space)
+        cands = budget_candidates(cfg) if searched_arch else []  # ConfigError (nearest named) if empty
+        arch_names = [c.arch.name for c in cands]
+        params_by_arch = {c.arch.name: c.params for c in cands}
+        if arch_names:
+            space["arch"] = optuna.distributions.CategoricalDistribution(arch_names)
+        return StudyPlan(
+            name=name,
+            overrides=overrides,
+            space=space,
+            cfg=cfg,
+            identity=self.identity(
+                plan.space, overrides, arch_candidates=arch_names, data_id=self._data_id(cfg)
+            ),
+            values=values,
+            enqueue=[{"arch": c.arch.name} for c in extremes(cands)] if cands else [],
+            enqueue_as="extreme",
+            user_attrs={
+                "budget": str(cfg.budget.name),
+                "task": str(cfg.task.name),
+                "data_version": str(cfg.data.version),
+                "arch_params": params_by_arch,
+            },
+            out_dir=name,
+        )
+
+    def _name(self, cfg, values: dict[str, Any]) -> str:
+        extra = [f"{k}={v}" for k, v in values.items() if k not in ("budget", "task")]
+        prefix = [self.ctx.prefix] if self.ctx.prefix is not None else []
+        return ".".join([*prefix, str(cfg.budget.name), str(cfg.task.name), *extra])
+
+    @staticmethod
+    def _data_id(cfg) -> str:
+        from patchtst_hpo.data import panel, processed  # pandas: imported when a study is planned
+
+        d = cfg.data
+        if d.get("panel"):  # a panel is named by data.panel (data.ohlcv is null)
+            return panel.dataset_id(d.panel, d.tier)
+        return processed.dataset_id(d.ohlcv, d.tier, d.vix)
+
+    def trial_overrides(self, study: StudyPlan, trial: optuna.trial.Trial, chosen: dict) -> list[str]:
+        """The project's task: what it returns, no test period, its trial identity (for pruning)."""
+        ctx = self.ctx
+        arch_params = study.user_attrs["arch_params"]
+        if chosen.get("arch") in arch_params:
+            trial.set_user_attr("params", arch_params[chosen["arch"]])
+        out = []
+        if ctx.metric is not None:  # hydra/sweeper=patchtst sets both from objective.*
+            out += [
+                search_space.override("objective.metric", ctx.metric),
+                search_space.override("objective.direction", ctx.direction),
+            ]
+        out.append("test=false")  # trials never see the test period; the report's confirmation does
+        if ctx.shared_storage and len(ctx.directions) == 1:  # pruning needs a shared storage
+            out += [
+                search_space.override("trial.storage", ctx.public_url),
+                search_space.override("trial.study", study.name),
+                f"trial.number={trial.number}",
+            ]
+        return out
+
+    def best_fields(self, study: StudyPlan, best: optuna.trial.FrozenTrial) -> tuple[dict, dict]:
+        arch = best.params.get("arch", study.cfg.arch.name)
+        params = best.user_attrs.get("params")
+        return {"arch": arch, "params": params}, {"best_arch": arch, "params": params}
