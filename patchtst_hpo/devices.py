@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from patchtst_hpo.errors import ConfigError
 from patchtst_hpo.models.arch_grid import Arch, Dims, arch_from_cfg, count_params, dims_from_cfg
@@ -77,6 +77,55 @@ def training_bytes(arch: Arch, dims: Dims, batch: int, precision: str) -> int:
     return state + int(batch) * activation_bytes_per_sample(arch, dims, precision) + RESERVED_BYTES
 
 
+def layer_params(arch: Arch) -> int:
+    """Parameters of one encoder layer (qkv, projection, FFN, 2 LayerNorms), as in `count_params`."""
+    d, f = arch.d_model, arch.d_ff
+    return 4 * d * d + 2 * d * f + 9 * d + f
+
+
+def fsdp_training_bytes(arch: Arch, dims: Dims, batch: int, precision: str, world: int) -> dict[str, int]:
+    """Bytes one rank needs under FSDP FULL_SHARD over `world` ranks, one unit per encoder layer (trainer=fsdp).
+
+    - sharded: 1/world of the weights, gradients and AdamW moments in full precision (FSDP keeps fp32 shards
+      under *-mixed: the state bytes without the autocast copy);
+    - gathered: what is unsharded at a time, in the compute dtype: the root unit (embedding, final norm, head)
+      for the whole step, and two encoder layers (the current one and the one prefetched in backward), each
+      weights plus its gradient before the reduce-scatter;
+    - activations of this rank's batch (not sharded) and `RESERVED_BYTES`.
+    """
+    p = _precision(precision)
+    total, layer = count_params(arch, dims), layer_params(arch)
+    root = total - arch.n_layers * layer
+    state = STATE_BYTES_PER_PARAM[p] - (2 if "mixed" in p else 0)
+    parts = {
+        "sharded": -(-total * state // int(world)),
+        "gathered": 2 * (root + 2 * layer) * ACTIVATION_BYTES[p][1],
+        "activations": int(batch) * activation_bytes_per_sample(arch, dims, p),
+        "reserved": RESERVED_BYTES,
+    }
+    return {**parts, "total": sum(parts.values())}
+
+
+def local_world(cfg: DictConfig) -> int:
+    """Training processes on one node: trainer.devices resolved as Lightning does (auto / -1: every device)."""
+    t = cfg.trainer
+    devices = t.get("devices", "auto")
+    if OmegaConf.is_list(devices) or isinstance(devices, list | tuple):
+        return len(devices)
+    if isinstance(devices, str) and devices.strip().lstrip("-").isdigit():
+        devices = int(devices)
+    if isinstance(devices, int) and devices > 0:
+        return devices
+    if str(t.get("accelerator", "auto")) == "cpu":
+        return 1  # Lightning's CPU accelerator counts one device for auto / -1
+    return max(torch.cuda.device_count(), 1)
+
+
+def world_size(cfg: DictConfig) -> int:
+    """Training processes of the run: devices per node x trainer.num_nodes."""
+    return local_world(cfg) * int(cfg.trainer.get("num_nodes", 1) or 1)
+
+
 def fits(need: int, have: int | None) -> bool:
     """True when `need` bytes fit in `have` free bytes (None: the device cannot say, so we do not refuse)."""
     return have is None or need <= have
@@ -99,11 +148,21 @@ def available_bytes(accelerator: str) -> int | None:
 def check_memory(cfg: DictConfig, params: int | None = None) -> None:
     """Refuse, before allocating, a model whose training step cannot fit (instead of an OOM kill)."""
     strategy = cfg.trainer.get("strategy")
-    if strategy is not None and "FSDP" in str(strategy):
-        return  # sharded across devices: each holds a fraction
     arch, dims = arch_from_cfg(cfg), dims_from_cfg(cfg)
     precision, batch = str(cfg.trainer.precision), int(cfg.data.batch_size)
-    need, have = training_bytes(arch, dims, batch, precision), available_bytes(str(cfg.trainer.accelerator))
+    have = available_bytes(str(cfg.trainer.accelerator))
+    if strategy is not None and "FSDP" in str(strategy):  # sharded across the ranks: each holds a fraction
+        world = world_size(cfg)
+        need = fsdp_training_bytes(arch, dims, batch, precision, world)["total"]
+        if not fits(need, have):
+            raise ConfigError(
+                f"budget={cfg.budget.name} arch={cfg.arch.name} needs about {need / 2**30:.1f} GiB per rank under "
+                f"FSDP over {world} ranks at trainer.precision={precision} and data.batch_size={batch}, but "
+                f"the device has {have / 2**30:.1f} GiB free; use more GPUs (trainer.devices, trainer.num_nodes) "
+                f"or a smaller data.batch_size"
+            )
+        return
+    need = training_bytes(arch, dims, batch, precision)
     if not fits(need, have):
         params = params if params is not None else count_params(arch, dims)
         state = STATE_BYTES_PER_PARAM[precision]

@@ -31,6 +31,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from patchtst_hpo.devices import local_world, world_size
 from patchtst_hpo.errors import ConfigError, DataError, PatchTSTHPOError, RunFailed
 
 log = logging.getLogger(__name__)
@@ -39,27 +40,6 @@ EXIT_PRUNED = 4  # a rank whose trial was pruned
 # Strategies whose processes Lightning starts itself in a way that survives a sweep (spawn/fork, not re-run argv).
 SPAWNING = ("ddp_spawn", "ddp_fork", "ddp_notebook", "fsdp_spawn")
 SEND_BACK = {"ConfigError": ConfigError, "DataError": DataError}
-
-
-def local_world(cfg: DictConfig) -> int:
-    """Training processes on this node: trainer.devices resolved as Lightning would (auto/-1: all)."""
-    t = cfg.trainer
-    devices, accel = t.get("devices", "auto"), str(t.get("accelerator", "auto"))
-    if OmegaConf.is_list(devices) or isinstance(devices, list | tuple):
-        return len(devices)
-    if isinstance(devices, str) and devices.strip().lstrip("-").isdigit():
-        devices = int(devices)
-    if isinstance(devices, int) and devices > 0:
-        return devices
-    if accel == "cpu":
-        return 1  # Lightning's CPU accelerator counts one device for auto/-1
-    import torch
-
-    return max(torch.cuda.device_count(), 1)
-
-
-def world_size(cfg: DictConfig) -> int:
-    return local_world(cfg) * int(cfg.trainer.get("num_nodes", 1) or 1)
 
 
 def _strategy_name(cfg: DictConfig) -> str:
@@ -226,7 +206,8 @@ def _why(g: int, code: int, world: int, folder: Path) -> str:
 
 
 def _outcome(codes: dict[int, tuple[int, float]], folder: Path, out: Path, world: int, rank0: int) -> dict:
-    failed = sorted((t, g) for g, (code, t) in codes.items() if code not in (0, 3))
+    # first to fail first; within one poll a rank that died of a signal is the cause, not its peers' errors
+    failed = sorted((t, code >= 0, g) for g, (code, t) in codes.items() if code not in (0, 3))
     if not failed:
         if rank0 != 0:  # another node: its rank 0 holds the result
             return {}
@@ -239,9 +220,9 @@ def _outcome(codes: dict[int, tuple[int, float]], folder: Path, out: Path, world
         import optuna
 
         raise optuna.TrialPruned(statuses[rank0]["reason"])
-    g = failed[0][1]
+    g = failed[0][2]
     reason = _why(g, codes[g][0], world, folder)
-    others = [h for _, h in failed[1:]]
+    others = [h for *_, h in failed[1:]]
     tail = (
         f"; then rank{'s' if len(others) > 1 else ''} {', '.join(map(str, others))} stopped" if others else ""
     )

@@ -1,12 +1,15 @@
-"""A Lightning callback for tests: the gradients each optimizer step applies (after clipping), per rank.
+"""Lightning callbacks for tests of multi-process runs, added with `+callbacks.<name>._target_=tests.rank_probes.X`.
 
-Added to a run with `+callbacks.grad_probe._target_=tests.grad_probe.GradProbe
-+callbacks.grad_probe.folder=DIR`; writes DIR/rank<R>.json: max |grad| and total grad norm of every step.
+GradProbe (`folder=DIR`): writes DIR/rank<R>.json, max |grad| and total grad norm of every optimizer step.
+StopRank (`rank`, `trial`, `when_trial`, `sig`): in the given sweep trial, that rank sends itself `sig` (KILL:
+dies; STOP: hangs) in the middle of its second training epoch.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 
 import lightning as L
@@ -34,3 +37,12 @@ class GradProbe(L.Callback):
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         (self.folder / f"rank{trainer.global_rank}.json").write_text(json.dumps(self.steps))
+
+
+class StopRank(L.Callback):
+    def __init__(self, rank: int, trial, when_trial: int = 0, sig: str = "KILL"):
+        self.rank, self.hit, self.sig = int(rank), trial is not None and int(trial) == int(when_trial), sig
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        if self.hit and trainer.global_rank == self.rank and trainer.current_epoch == 1 and batch_idx == 1:
+            os.kill(os.getpid(), getattr(signal, f"SIG{self.sig}"))
