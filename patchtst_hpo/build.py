@@ -68,7 +68,12 @@ def build_trainer(cfg: DictConfig) -> L.Trainer:
     kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
     for key in APP_TRAINER_KEYS:
         kwargs.pop(key)  # KeyError names a missing key: every trainer config must set it
-    return instantiate(kwargs, callbacks=build_callbacks(cfg, bool(loggers)), logger=loggers or False)
+    from lightning.pytorch.callbacks import ProgressBar
+
+    callbacks = build_callbacks(cfg, bool(loggers))
+    # no progress callback (callbacks.progress=null): nothing, rather than Lightning's own bar
+    kwargs.setdefault("enable_progress_bar", any(isinstance(c, ProgressBar) for c in callbacks))
+    return instantiate(kwargs, callbacks=callbacks, logger=loggers or False)
 
 
 def build_model(cfg: DictConfig, arch: Arch, dims: Dims, trainer: L.Trainer) -> LitPatchTST:

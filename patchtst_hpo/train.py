@@ -23,7 +23,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from patchtst_hpo import build, cli, ranks, run_record
 from patchtst_hpo import config as _config  # noqa: F401  (registers the arch group, schemas and resolvers)
-from patchtst_hpo.atomic import write_json
+from patchtst_hpo.atomic import write_json, write_text
 from patchtst_hpo.errors import PatchTSTHPOError, RunFailed
 from patchtst_hpo.models.arch_grid import count_params, train_flops
 from patchtst_hpo.paths import CONF_DIR
@@ -42,10 +42,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     from patchtst_hpo.data.datamodule import WindowDataModule
     from patchtst_hpo.devices import data_to_device
+    from patchtst_hpo.progress import quiet_lightning
 
+    quiet_lightning()
     out_dir = Path(cfg.paths.output_dir)
-    log.info("output dir: %s", out_dir)
-    log.info("config:\n%s", OmegaConf.to_yaml(cfg, resolve=True))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_text(out_dir / "resolved_config.yaml", OmegaConf.to_yaml(cfg, resolve=True))  # not the console
+    log.info("output dir: %s (resolved config: resolved_config.yaml)", out_dir)
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     dm = WindowDataModule(cfg.data, cfg.task, int(cfg.seed))
     dm.setup()
@@ -108,17 +111,20 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                 cb.record(result)
         for split_name, (y, p) in lit.predictions.items():
             np.savez_compressed(out_dir / f"predictions_{split_name}.npz", y=y, p=p)
-    log.info(
-        "%s = %.4f | val auc %.4f | test auc %.4f | %d params | %d epochs | %.1fs",
-        cfg.objective.metric,
-        objective,
-        result["val"].get("auc", math.nan),
-        result["test"].get("auc", math.nan),
-        params,
-        result["epochs"],
-        result["wall_seconds"],
-    )
+    log.info(_summary(cfg, result))
     return result
+
+
+def _summary(cfg: DictConfig, result: dict[str, Any]) -> str:
+    """The run's last line; test metrics only when the run tested (sweep trials do not: test=false)."""
+    parts = [
+        f"{cfg.objective.metric} = {result['objective']:.4f}",
+        f"val auc {result['val'].get('auc', math.nan):.4f}",
+    ]
+    if cfg.test:
+        parts.append(f"test auc {result['test'].get('auc', math.nan):.4f}")
+    parts += [f"{result['params']} params", f"{result['epochs']} epochs", f"{result['wall_seconds']:.1f}s"]
+    return " | ".join(parts)
 
 
 def objectives(cfg: DictConfig) -> tuple[DictConfig, list[str] | None]:

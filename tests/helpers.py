@@ -18,7 +18,7 @@ FAST = [
     "trainer.max_epochs=2",
     "trainer.limit_train_batches=3",
     "trainer.limit_val_batches=1",
-    "callbacks.progress.refresh_rate=0",
+    "callbacks.progress.refresh_seconds=0",
 ]
 
 

@@ -158,7 +158,7 @@ def test_logger_none_with_default_callbacks_and_metrics_fields(cfg_factory, data
     assert m["train_flops"] == train_flops(arch, dims, m["samples_seen"])
     assert m["compiled"] is False
     ckpts = sorted((tmp_path / "checkpoints").iterdir())
-    assert [c.name for c in ckpts] == ["epoch001.ckpt", "last.ckpt"]  # single run: full state + last
+    assert [c.name for c in ckpts] == ["epoch002.ckpt", "last.ckpt"]  # single run: full state + last (from 1)
     assert m["checkpoint_bytes"] == sum(c.stat().st_size for c in ckpts)
     assert "optimizer_states" in torch.load(ckpts[1], map_location="cpu", weights_only=False)
 

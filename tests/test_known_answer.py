@@ -48,7 +48,7 @@ def run(cfg_factory, root: Path, out: Path, budget: str, d: int, *extra: str) ->
         f"paths.output_dir={out}",
         "logger=none",
         "callbacks.lr_monitor=null",
-        "callbacks.progress.refresh_rate=0",
+        "callbacks.progress.refresh_seconds=0",
         *extra,
     )
     res = train(cfg)

@@ -21,7 +21,10 @@ LAYERS = [
     ("config, devices", ["config", "schemas", "messages", "devices"]),
     ("hpo", ["hpo"]),
     ("analysis", ["analysis"]),
-    ("validation, cli, run building", ["validation", "cli", "build", "run_record", "ranks"]),
+    (
+        "validation, cli, run building",
+        ["validation", "cli", "build", "run_record", "ranks", "progress", "checkpointing"],
+    ),
     ("entry points", ["train", "report", "bench", "candidates", "data.__main__", "hydra_plugins"]),
 ]
 

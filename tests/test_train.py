@@ -144,7 +144,7 @@ def test_ddp_on_cpu_shards_the_training_windows(tmp_path, data_dir):
             "trainer.precision=32-true",
             "data.batch_size=128",  # trainer=gpu (under ddp) sets the budget's GPU batch size
             "trainer.max_epochs=1",
-            "callbacks.progress.refresh_rate=0",
+            "callbacks.progress.refresh_seconds=0",
             f"paths.data_dir={data_dir}",
             f"hydra.run.dir={run}",
         ]

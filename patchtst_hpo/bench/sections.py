@@ -237,7 +237,7 @@ def trial_overhead_section(bcfg: DictConfig, data_dir: str) -> dict:
                 "trainer.max_epochs=1",
                 "trainer.limit_train_batches=5",
                 "trainer.limit_val_batches=1",
-                "callbacks.progress.refresh_rate=0",
+                "callbacks.progress.refresh_seconds=0",
                 f"hydra.sweeper.n_trials={bcfg.overhead_trials}",
                 f"paths.data_dir={data_dir}",
                 f"hydra.sweep.dir={tmp}/sweep",
