@@ -91,5 +91,37 @@ def test_changed_data_is_refused_naming_the_change_and_the_fix(change, said):
     with pytest.raises(ConfigError) as e:
         identity.check(study_with(ident(data=_entry())), ident(data=_entry(**change)))
     msg = str(e.value)
-    assert said in msg and "data.version=1" in msg and "new hydra.sweeper.study_name" in msg
+    assert said in msg and "new hydra.sweeper.study_name" in msg
+    assert "the study's is SPX.OHLCV.daily.a25 v1 from SPX.OHLCV.daily v1" in msg
     assert "\n" not in msg
+
+
+def test_resume_on_reingested_data_is_refused_in_one_line(tmp_path, data_dir):
+    """A real sweep records the data; re-ingesting the series (a new raw version) makes the resume stop."""
+    import shutil
+
+    import pandas as pd
+
+    from patchtst_hpo.data import ingest
+    from tests.helpers import run_cli, sqlite_storage, sweep_args
+
+    root = tmp_path / "data"
+    shutil.copytree(data_dir / "raw", root / "raw")
+    args = sweep_args(
+        tmp_path / "sweep", root, sqlite_storage(tmp_path), "budget=tiny", "hydra.sweeper.n_trials=0"
+    )
+    first = run_cli(args)
+    assert first.returncode == 0, first.stderr[-2000:]
+    study = optuna.load_study(study_name="s.tiny.h1_1pct", storage=sqlite_storage(tmp_path))
+    assert study.user_attrs["data"]["inputs"][0]["version"] == 1
+    assert study.user_attrs["sampler"]["n_startup_trials"] >= 1
+    raw = pd.read_parquet(root / "raw" / "SPX.OHLCV.daily" / "v1.parquet")
+    raw.iloc[:-5].to_csv(tmp_path / "spx.csv", index=False)
+    ingest.ingest(tmp_path / "spx.csv", "SPX.OHLCV.daily", root)
+    again = run_cli(args)
+    assert again.returncode == 2
+    last = again.stderr.strip().splitlines()[-1]
+    assert last.startswith(
+        "error: study 's.tiny.h1_1pct' was made on other data: input SPX.OHLCV.daily changed "
+    )
+    assert "from v1 sha256" in last and "to v2 sha256" in last and "new hydra.sweeper.study_name" in last

@@ -116,6 +116,8 @@ def run(cfg: DictConfig, g: Group, storage, out: Path, tag: str = "") -> GroupRe
             r.walk_forward = walkforward.run(cfg, g, r, best.budget, storage, out)
     else:
         r.absent["economics"] = "economics left out: no confirmed transformer"
+    if not cfg.shuffled_control.enabled:
+        r.absent["shuffled control"] = "shuffled-label control left out: shuffled_control.enabled is false"
     if not walkforward.enabled(cfg.walk_forward):
         r.absent["walk-forward"] = "walk-forward left out: walk_forward.folds is 0 and no boundaries are set"
     r.verdict = group_verdict.build(r, ws)

@@ -44,6 +44,30 @@ def _baseline_bands(ax, baselines: dict, key: str) -> None:
             ax.axhspan(lo, hi, color=color, alpha=0.08, lw=0)
 
 
+def _winners(ax, w: pd.DataFrame, seeds: pd.DataFrame, key: str) -> None:
+    """Seeds as grey dots, each budget winner's seed mean with its interval, labelled with budget and arch."""
+    ax.scatter(seeds["params"], seeds[key], s=14, color="0.6", label="one seed", zorder=2)
+    mean, lo, hi = w[f"{key}_mean"], w[f"{key}_ci_lo"], w[f"{key}_ci_hi"]
+    ax.errorbar(
+        w["params"],
+        mean,
+        yerr=[mean - lo, hi - mean],
+        fmt="o",
+        color="C0",
+        capsize=4,
+        label="budget winner: seed mean",
+        zorder=3,
+    )
+    for _, r in w.iterrows():
+        ax.annotate(
+            f"{r['budget']}\n{r['arch']}",
+            (r["params"], r[f"{key}_mean"]),
+            fontsize=7,
+            xytext=(6, 6),
+            textcoords="offset points",
+        )
+
+
 def scaling_figure(
     path: Path,
     winners: pd.DataFrame,
@@ -53,53 +77,24 @@ def scaling_figure(
     block: int = 1,
 ) -> str:
     """Test AUC (and log loss) vs exact parameter count: winners with CIs, seeds, baselines; the power-law
-    curve only where the verdict allows it (enough budgets, alpha pinned, scaling detected).
+    curve only where the verdict allows it (enough budgets, alpha pinned, scaling detected). Returns the title.
 
     Every interval on this figure is the same kind (`ci_label`): winners' seed-mean and baselines alike.
     """
     fig, axes = plt.subplots(1, 2, figsize=(12, 5.2))
-    panels = [
-        ("auc", "test AUC (higher is better)", True),
-        ("log_loss", "test log loss (lower is better)", False),
-    ]
+    panels = [("auc", "test AUC (higher is better)"), ("log_loss", "test log loss (lower is better)")]
     w = winners.sort_values("params")
-    for ax, (key, label, is_auc) in zip(axes, panels, strict=True):
-        ax.scatter(seeds["params"], seeds[key], s=14, color="0.6", label="one seed", zorder=2)
-        lo, hi = w[f"{key}_ci_lo"], w[f"{key}_ci_hi"]
-        ax.errorbar(
-            w["params"],
-            w[f"{key}_mean"],
-            yerr=[w[f"{key}_mean"] - lo, hi - w[f"{key}_mean"]],
-            fmt="o",
-            color="C0",
-            capsize=4,
-            label="budget winner: seed mean",
-            zorder=3,
-        )
-        for _, r in w.iterrows():
-            ax.annotate(
-                f"{r['budget']}\n{r['arch']}",
-                (r["params"], r[f"{key}_mean"]),
-                fontsize=7,
-                xytext=(6, 6),
-                textcoords="offset points",
-            )
+    for ax, (key, label) in zip(axes, panels, strict=True):
+        _winners(ax, w, seeds, key)
         _baseline_bands(ax, baselines, key)
         f = verdict.fit
-        if is_auc and verdict.draw_curve and f is not None:
+        if key == "auc" and verdict.draw_curve and f is not None:
             xs = np.geomspace(w["params"].min() / 1.5, w["params"].max() * 1.5, 100)
-            ax.plot(
-                xs,
-                1 - f.predict(xs),
-                color="C2",
-                lw=1.5,
-                label=f"fit 1 - (E + A N^-alpha), alpha={f.alpha:.2f}",
-            )
+            curve = f"fit 1 - (E + A N^-alpha), alpha={f.alpha:.2f}"
+            ax.plot(xs, 1 - f.predict(xs), color="C2", lw=1.5, label=curve)
         ax.set_xscale("log")
         ax.set_xlim(w["params"].min() / 3, w["params"].max() * 4)  # room for the labels beside the points
-        ax.xaxis.set_minor_formatter(
-            matplotlib.ticker.NullFormatter()
-        )  # minor labels overlap on short ranges
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # minor labels overlap
         ax.set_xlabel("exact parameter count N (log scale)")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3, which="both")
@@ -123,6 +118,19 @@ def _fit_line(ax, s: Scaling | None, xs: np.ndarray, what: str) -> None:
     ax.plot(grid, f.predict(grid), color="C2", lw=1.5, label=label)
 
 
+def _trials_panel(ax, col: str, points: pd.DataFrame, winners, frontier_idx: np.ndarray) -> None:
+    """Every complete trial's val loss by budget, the winners' test loss as stars, the compute frontier."""
+    for i, (budget, g) in enumerate(points.groupby("budget", sort=False)):
+        ax.scatter(g[col], g["loss"], s=22, color=f"C{i}", alpha=0.8, label=f"val, budget {budget}")
+    if winners is not None and len(winners) and "test_loss" in winners:
+        star = {"marker": "*", "s": 90, "color": "k", "label": "winner, test (seed mean)"}
+        ax.scatter(winners[col], winners["test_loss"], **star)
+    if col == "compute" and len(frontier_idx):
+        fr = points.iloc[frontier_idx].sort_values("compute")
+        style = {"where": "post", "color": "0.3", "lw": 1, "marker": "o", "mfc": "none", "ms": 10}
+        ax.step(fr["compute"], fr["loss"], label="compute frontier (val)", **style)
+
+
 def compute_figure(
     path: Path,
     points: pd.DataFrame,
@@ -142,30 +150,7 @@ def compute_figure(
         (axes[0], "params", "exact parameter count N (log scale)", verdict.scaling),
         (axes[1], "compute", "training compute C, FLOPs (log scale)", verdict.compute),
     ):
-        for i, (budget, g) in enumerate(points.groupby("budget", sort=False)):
-            ax.scatter(g[col], g["loss"], s=22, color=f"C{i}", alpha=0.8, label=f"val, budget {budget}")
-        if winners is not None and len(winners) and "test_loss" in winners:
-            ax.scatter(
-                winners[col],
-                winners["test_loss"],
-                marker="*",
-                s=90,
-                color="k",
-                label="winner, test (seed mean)",
-            )
-        if col == "compute" and len(frontier_idx):
-            fr = points.iloc[frontier_idx].sort_values("compute")
-            ax.step(
-                fr["compute"],
-                fr["loss"],
-                where="post",
-                color="0.3",
-                lw=1,
-                marker="o",
-                mfc="none",
-                ms=10,
-                label="compute frontier (val)",
-            )
+        _trials_panel(ax, col, points, winners, frontier_idx)
         xs = (
             winners[col].to_numpy(dtype=float) if winners is not None and len(winners) else np.array([np.nan])
         )

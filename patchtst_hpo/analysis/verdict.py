@@ -118,14 +118,18 @@ def scaling_verdict(points: list[BudgetPoint], test_rows: int, axis: str = "N") 
     reps = np.stack([p.auc.reps for p in pts], axis=1)
     ok = np.isfinite(reps).all(axis=1)
     pt = np.array([p.auc.point for p in pts])
-    rank = estimate(float(spearman_rows(pt[None, :])[0]), spearman_rows(reps[ok]))
+    rank = estimate(float(spearman_rows(pt[None, :])[0]), spearman_rows(reps[ok])) if len(pts) > 2 else None
     f = None
     if sizes >= scaling.FREE_PARAMETERS + 1:
         f = scaling.fit(np.array([p.size for p in pts]), 1 - pt, 1 - reps)
     fit_text, can_draw = fit_sentence(f, sizes, axis)
     reversals = _reversals(pts)
     pair = f"{big.budget} - {small.budget} test AUC {_ci(d)} (paired)"
-    trend = f"rank trend over {len(pts)} budgets (Spearman) {_ci(rank, '+.2f')}"
+    trend = (
+        f"rank trend over {len(pts)} budgets (Spearman) {_ci(rank, '+.2f')}"
+        if rank is not None
+        else "no rank trend (it needs 3 or more budgets)"
+    )
     if reversals:
         status = NON_MONOTONE
         head = f"not monotone: {'; '.join(reversals)}; {pair}"

@@ -2,18 +2,22 @@
 
 Each cell of the command-line grid (`budget=tiny,2M task=...`) is one study named
 `<study_name>.<budget>.<task>[.<key>=<value>]`; unless `arch` is given, it searches the arch candidates of its
-budget and data dims, with the shape extremes enqueued first, and its identity holds the data checksum. Every
+budget and data dims, with the shape extremes enqueued first, and its identity holds the data's contents (the
+processed dataset's version and sha256, its raw inputs', the pipeline version). Every
 job gets the objective, `test=false` and, with a shared storage, the `trial.*` keys it reports through.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import optuna
 
 from patchtst_hpo.hpo import search_space
 from patchtst_hpo.hpo.planner import Planner, StudyPlan
+
+log = logging.getLogger(__name__)
 
 
 class BudgetPlanner(Planner):
@@ -49,7 +53,11 @@ class BudgetPlanner(Planner):
             space=space,
             cfg=cfg,
             identity=self.identity(
-                plan.space, overrides, arch_candidates=arch_names, data_id=self._data_id(cfg)
+                plan.space,
+                overrides,
+                arch_candidates=arch_names,
+                data_id=self._data_id(cfg),
+                data=self._data_entry(cfg),
             ),
             values=values,
             enqueue=[{"arch": c.arch.name} for c in extremes(cands)] if cands else [],
@@ -76,6 +84,23 @@ class BudgetPlanner(Planner):
         if d.get("panel"):  # a panel is named by data.panel (data.ohlcv is null)
             return panel.dataset_id(d.panel, d.tier)
         return processed.dataset_id(d.ohlcv, d.tier, d.vix)
+
+    @staticmethod
+    def _data_entry(cfg) -> dict | None:
+        """The processed dataset's manifest entry the trials will read (built now if it is not yet): its
+        version, sha256, raw inputs and pipeline version go into the study identity. Data that cannot be
+        read gives None here; the trials then fail with the data's own error (the sweep's failure policy)."""
+        from patchtst_hpo.data import panel, processed
+        from patchtst_hpo.errors import DataError
+
+        d = cfg.data
+        try:
+            if d.get("panel"):
+                return panel.build(d.root, d.panel, d.tier, d.version)[0]
+            return processed.build(d.root, d.ohlcv, d.tier, d.vix, d.version)[0]
+        except DataError as e:
+            log.warning("data of %s not readable for the study identity: %s", d.get("panel") or d.ohlcv, e)
+            return None
 
     def trial_overrides(self, study: StudyPlan, trial: optuna.trial.Trial, chosen: dict) -> list[str]:
         """The project's task: what it returns, no test period, its trial identity (for pruning)."""

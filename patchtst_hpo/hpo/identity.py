@@ -107,11 +107,11 @@ def check(study: optuna.Study, identity: Mapping[str, Any]) -> None:
     attrs = study.user_attrs
     for key, value in identity.items():
         if key == "data" and key in attrs and attrs[key] != value:
+            was = attrs[key]
             raise ConfigError(
-                f"study {name!r} was made on other data: {data_change(attrs[key], value)}; resuming would mix "
-                f"trials scored on different data. Resume on the study's data (data.version="
-                f"{_raw_version(attrs[key])}, if that version is still in the manifest) or use a new "
-                f"hydra.sweeper.study_name"
+                f"study {name!r} was made on other data: {data_change(was, value)}; resuming would mix trials "
+                f"scored on different data. Use a new hydra.sweeper.study_name for this data (the study's is "
+                f"{was.get('id')} v{was.get('version')} from {_inputs(was)})"
             )
         if key in attrs and attrs[key] != value:
             raise ConfigError(
@@ -121,7 +121,5 @@ def check(study: optuna.Study, identity: Mapping[str, Any]) -> None:
             )
 
 
-def _raw_version(record: Mapping[str, Any]) -> Any:
-    """The raw version data.version selects: the first input's (the OHLCV series or the panel)."""
-    inputs = record.get("inputs") or []
-    return inputs[0]["version"] if inputs else record.get("version")
+def _inputs(record: Mapping[str, Any]) -> str:
+    return ", ".join(f"{i['name']} v{i['version']}" for i in record.get("inputs", [])) or "no recorded inputs"

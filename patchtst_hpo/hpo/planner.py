@@ -73,7 +73,8 @@ class Planner:
         ]
 
     def identity(self, space: dict, overrides: list[str], **planned: Any) -> dict[str, Any]:
-        """The study identity from the sweep's settings plus the planner's part (arch candidates, data id)."""
+        """The study identity from the sweep's settings plus the planner's part (arch candidates, data id,
+        the data's manifest entry)."""
         ctx = self.ctx
         return identity.of_study(
             metric=ctx.metric,
@@ -83,6 +84,7 @@ class Planner:
             data_id=planned.get("data_id"),
             fixed_overrides=overrides,
             custom_search_space=ctx.custom_search_space,
+            data=planned.get("data"),
         )
 
     def trial_overrides(self, study: StudyPlan, trial: optuna.trial.Trial, chosen: dict) -> list[str]:

@@ -61,3 +61,11 @@ def build(
     if cfg.get("_target_") == "optuna.samplers.GridSampler":
         kwargs["search_space"] = grid_space
     return instantiate(cfg, **kwargs)
+
+
+def describe(sampler_cfg: DictConfig | None) -> dict[str, Any]:
+    """The sampler as data on the study: its class and how many finished trials it samples at random first
+    (None: it has no start-up phase). The report counts random start-up and model-guided trials from it."""
+    target = str(OmegaConf.select(sampler_cfg, "_target_") or "") if sampler_cfg is not None else ""
+    startup = OmegaConf.select(sampler_cfg, "n_startup_trials") if sampler_cfg is not None else None
+    return {"name": target.rpartition(".")[2], "n_startup_trials": None if startup is None else int(startup)}

@@ -198,6 +198,8 @@ class BudgetOptunaSweeperImpl:
             identity.check(study, plan.identity)  # ConfigError naming the difference and the fix
             if "search_space" not in study.user_attrs:  # any opener may describe it: the same values
                 self._describe(study, plan)
+            if "sampler" not in study.user_attrs:  # for the report: which trials were random start-up
+                study.set_user_attr("sampler", sampling.describe(self.sampler_cfg))
             self._enqueue_first(study, plan, created)
             return study
 
