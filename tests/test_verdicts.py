@@ -198,3 +198,21 @@ def test_study_size_counts_extremes_startup_and_guided(n_more, sampler, kinds, k
     s = study_size.summary(trials, "s")
     assert s["kind"] == kind and s["sentence"].startswith(f"s: {3 + n_more} finished trials")
     assert (kind == "demo") == ("demo, no trial was guided" in s["sentence"])
+
+
+@pytest.mark.parametrize(
+    "fit, said, drawable",
+    [
+        (None, "not enough budgets for a fit", False),
+        (scaling.Fit(0.4, 0.0, 0.0, (0.0, 0.0), 4), "the power-law fit is flat", False),
+        (scaling.Fit(0.3, 1.0, 2.0, (1.5, 2.0), 4, True, True), "puts alpha at the edge of its grid", False),
+        (scaling.Fit(0.3, 1.0, 0.7, (-1.0, 2.0), 4, False, True), "spans the whole grid", True),
+        (scaling.Fit(0.3, 1.0, 0.7, (0.2, 2.0), 4, False, True), "bounded on one side only", True),
+        (scaling.Fit(0.3, 1.0, 0.7, (0.5, 0.9), 4), "alpha 0.700 [0.500, 0.900], E 0.300", True),
+    ],
+)
+def test_fit_sentences(fit, said, drawable):
+    from patchtst_hpo.analysis.verdict import fit_sentence
+
+    text, can_draw = fit_sentence(fit, 3 if fit is None else 4)
+    assert said in text and can_draw == drawable

@@ -87,7 +87,10 @@ def fit_sentence(f: scaling.Fit | None, n_sizes: int, axis: str = "N") -> tuple[
             False,
         )
     text = f"L({axis}) = E + A {axis}^-alpha: alpha {f.alpha:.3f} [{lo:.3f}, {hi:.3f}], E {f.E:.3f}"
-    if f.ci_open:
+    edges = [bool(np.isclose(v, e)) for v, e in ((lo, scaling.ALPHAS[0]), (hi, scaling.ALPHAS[-1]))]
+    if all(edges):
+        text += " (the interval spans the whole grid: the data do not bound alpha)"
+    elif any(edges):
         text += " (an end of the interval is the grid's edge: alpha is bounded on one side only)"
     if lo <= 0 <= hi:
         text += "; its interval includes 0"
