@@ -24,5 +24,5 @@ class BudgetOptunaSweeper(Sweeper):
     def setup(self, *, hydra_context, task_function, config) -> None:
         self.impl.setup(hydra_context=hydra_context, task_function=task_function, config=config)
 
-    def sweep(self, arguments: list[str]) -> Any:
-        return self.impl.sweep(arguments)
+    def sweep(self, arguments: list[str]) -> None:
+        self.impl.sweep(arguments)

@@ -110,7 +110,7 @@ class MOTPESamplerConf:
 
 def motpe_removed(*args: Any, **kwargs: Any) -> None:
     raise ValueError(
-        "hydra/sweeper/sampler=motpe: MOTPESampler was removed in Optuna 4.0; "
+        "hydra/sweeper/sampler=motpe: the 'motpe' sampler was removed in Optuna 4.0; "
         "use hydra/sweeper/sampler=tpe (TPESampler handles several objectives)"
     )
 

@@ -46,7 +46,8 @@ def summarise(
         "failed": count["FAIL"],
     }
     result: dict[str, Any] = {
-        "name": "budget_optuna",
+        "name": "optuna",  # upstream's value: tools that read these files check it
+        "sweeper": "budget_optuna",
         "study": study.study_name,
         "storage": storage,
         "metric": metric,

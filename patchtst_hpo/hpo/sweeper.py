@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -196,12 +197,24 @@ class BudgetOptunaSweeperImpl:
                 study = optuna.load_study(study_name=plan.name, storage=storage)
                 created = False
             identity.check(study, plan.identity)  # ConfigError naming the difference and the fix
+            if study.metric_names is None:  # optuna-dashboard and Optuna's plots name their axes with these
+                with warnings.catch_warnings():  # experimental in Optuna 4/5: said once per study otherwise
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    study.set_metric_names(self._metric_names())
             if "search_space" not in study.user_attrs:  # any opener may describe it: the same values
                 self._describe(study, plan)
             if "sampler" not in study.user_attrs:  # for the report: which trials were random start-up
                 study.set_user_attr("sampler", sampling.describe(self.sampler_cfg))
             self._enqueue_first(study, plan, created)
             return study
+
+    def _metric_names(self) -> list[str]:
+        """`hydra.sweeper.metric` (the project: objective.metric), else the task's name (Hydra's job name)."""
+        names = self.metric if isinstance(self.metric, list) else [self.metric]
+        if any(n is None for n in names) or len(names) != len(self.directions):
+            job = str(self.config.hydra.job.name)
+            names = [job] if len(self.directions) == 1 else [f"{job}_{i}" for i in range(len(self.directions))]
+        return [str(n) for n in names]
 
     def _describe(self, study: optuna.Study, plan: StudyPlan) -> None:
         info = {
@@ -367,7 +380,8 @@ class BudgetOptunaSweeperImpl:
                 f"rest would too: {last[0]}"
             )
 
-    def sweep(self, arguments: list[str]) -> list[dict]:
+    def sweep(self, arguments: list[str]) -> None:
+        """Run every planned study; as upstream's, returns None (results: the files of hpo/results.py)."""
         plan = search_space.plan(arguments, self.params, grid_as_studies=self.planner.grid_as_studies)
         studies = self.planner.studies(plan)
         log.info(
@@ -397,4 +411,3 @@ class BudgetOptunaSweeperImpl:
         finally:
             if rows:
                 results.write_table(rows, self.sweep_dir)
-        return rows
