@@ -132,6 +132,7 @@ def test_resume_tops_up_and_refuses_another_space(tmp_path):
     ok(run_app("sphere.py", tmp_path, *common, "hydra.sweeper.n_trials=5"))
     study = optuna.load_study(study_name="7", storage=db)  # a numeric study_name is a name
     assert len(study.trials) == 5
+    assert study.metric_names == ["sphere"]  # no hydra.sweeper.metric: the task's name labels the axis
     r = run_app("sphere.py", tmp_path, *common, "hydra.sweeper.n_trials=6", "x=choice(0,1)")
     assert r.returncode != 0
     assert "search_space" in r.stderr and "new hydra.sweeper.study_name" in r.stderr

@@ -105,3 +105,7 @@ def test_app_sweeps_from_another_folder(tmp_path, data_dir):
     )
     check(r)
     assert "\npatchtst.tiny.h1_1pct,1,0,0," in (tmp_path / "sweep" / "summary.csv").read_text()  # 1 COMPLETE
+    import optuna
+
+    study = optuna.load_study(study_name="patchtst.tiny.h1_1pct", storage=sqlite_storage(tmp_path))
+    assert study.metric_names == ["val/auc"]  # optuna-dashboard's axis label

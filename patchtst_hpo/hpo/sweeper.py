@@ -213,7 +213,9 @@ class BudgetOptunaSweeperImpl:
         names = self.metric if isinstance(self.metric, list) else [self.metric]
         if any(n is None for n in names) or len(names) != len(self.directions):
             job = str(self.config.hydra.job.name)
-            names = [job] if len(self.directions) == 1 else [f"{job}_{i}" for i in range(len(self.directions))]
+            names = (
+                [job] if len(self.directions) == 1 else [f"{job}_{i}" for i in range(len(self.directions))]
+            )
         return [str(n) for n in names]
 
     def _describe(self, study: optuna.Study, plan: StudyPlan) -> None:
