@@ -11,20 +11,9 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import rankdata
 
+from patchtst_hpo.metric_names import DIRECTIONS
+
 EPS = 1e-7
-# Metric names the objective may use (logged as val/<name> and test/<name>), with the better direction.
-DIRECTIONS = {
-    "auc": "maximize",
-    "log_loss": "minimize",
-    "brier": "minimize",
-    "accuracy": "maximize",
-    "precision": "maximize",
-    "recall": "maximize",
-    "f1": "maximize",
-    "pred_std": "maximize",
-    "loss": "minimize",
-    "positive_rate": "maximize",
-}
 
 
 def auc(y: np.ndarray, p: np.ndarray) -> float:

@@ -4,7 +4,7 @@ Each schema is stored in Hydra's ConfigStore as `schemas/<group>` and named by t
 their defaults list (`- /schemas/model@_here_`), so the YAML files still hold every default: fields here are
 `MISSING` unless they mirror a library's own default (the Lightning Trainer and AdamW take many arguments our
 YAML leaves unset; those fields copy the library's defaults, and tests/test_bad_inputs.py proves they still
-match the installed library). Ranges and combinations are checked later, in `validation.py`.
+match the installed library). Ranges and combinations are checked later, in `validation/`.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ from patchtst_hpo.data import processed
 from patchtst_hpo.data.ingest import ingest, load_raw, min_rows, raw_manifest
 from patchtst_hpo.errors import ConfigError, DataError
 from patchtst_hpo.paths import CONF_DIR
-from patchtst_hpo.validation import metric_directions, validate
+from patchtst_hpo.validation import validate
 from tests.helpers import PY, run_cli, snapshot, synthetic_ohlcv
 
 # ---------------------------------------------------------------- config: the validation pass (in process)
@@ -187,10 +187,24 @@ def test_good_configs_pass_and_multi_objective_is_allowed(base):
     validate(edited(base, trainer__limit_train_batches=0.5, trainer__limit_val_batches=2))
 
 
-def test_metric_directions_are_read_without_importing_metrics():
-    from patchtst_hpo.metrics import DIRECTIONS
+def test_objective_check_knows_every_metric_without_importing_metrics():
+    """validation reads metric names from metric_names (no scipy/sklearn); they are the ones binary_metrics() returns."""
+    import numpy as np
 
-    assert metric_directions() == DIRECTIONS
+    from patchtst_hpo.metrics import binary_metrics
+
+    code = (
+        "import sys; import patchtst_hpo.validation.objective; "
+        "print(sorted(m for m in ('scipy', 'sklearn', 'torch') if m in sys.modules))"
+    )
+    r = subprocess.run([PY, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr
+    from patchtst_hpo.metric_names import DIRECTIONS
+
+    logged = set(binary_metrics(np.array([0, 1, 1, 0]), np.array([0.2, 0.7, 0.6, 0.4]), 0.5))
+    assert (
+        set(DIRECTIONS) - {"loss"} <= logged
+    )  # loss is logged by the LightningModule, not by binary_metrics()
 
 
 @pytest.mark.parametrize(

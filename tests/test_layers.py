@@ -15,7 +15,7 @@ from patchtst_hpo.paths import REPO_DIR
 
 # Lower layers never import higher ones; a layer may import itself (models/patchtst -> models/arch_grid).
 LAYERS = [
-    ("bottom", ["paths", "errors", "atomic"]),
+    ("bottom", ["paths", "errors", "atomic", "metric_names"]),
     ("shared", ["home", "metrics"]),
     ("models, data", ["models", "data"]),
     ("config, devices", ["config", "schemas", "messages", "devices"]),
@@ -86,7 +86,13 @@ def test_no_import_circles():
 
 @pytest.mark.parametrize(
     "module",
-    ["patchtst_hpo.config", "patchtst_hpo.candidates", "patchtst_hpo.data.__main__", "patchtst_hpo.home"],
+    [
+        "patchtst_hpo.config",
+        "patchtst_hpo.candidates",
+        "patchtst_hpo.data.__main__",
+        "patchtst_hpo.home",
+        "patchtst_hpo.validation",
+    ],
 )
 def test_config_and_data_clis_do_not_import_torch(module):
     """`--help`, config errors and `patchtst-data` stay fast: no torch or Lightning behind them."""

@@ -1,0 +1,41 @@
+"""Checks of the run as a whole: no key added to a typed group by `+`, seed, test, checkpoint."""
+
+from __future__ import annotations
+
+from dataclasses import is_dataclass
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from patchtst_hpo.errors import ConfigError
+from patchtst_hpo.validation.values import bad, show
+
+
+def check_unknown_keys(cfg: DictConfig) -> None:
+    """Keys added with `+group.key=...` to a typed group (Hydra's `+` bypasses the schema)."""
+    from patchtst_hpo.messages import suggest
+
+    for group in cfg:
+        node = cfg.get(group) if OmegaConf.is_dict(cfg) else None
+        schema = OmegaConf.get_type(node) if OmegaConf.is_dict(node) else None
+        if not (schema and is_dataclass(schema)):
+            continue
+        known = set(schema.__dataclass_fields__)
+        for key in node:
+            if key not in known:
+                hint = suggest(f"{group}.{key}", show(node[key]))
+                raise ConfigError(
+                    f"{group}.{key}={show(node[key])}: {group} has no key '{key}' (a +{group}.{key} override "
+                    f"adds it and nothing reads it); {hint or 'remove it'}"
+                )
+
+
+def check_run(cfg: DictConfig) -> None:
+    seed = cfg.get("seed")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise bad("seed", seed, "an integer, e.g. seed=42")
+    if not isinstance(cfg.get("test"), bool):
+        raise bad("test", cfg.get("test"), "true or false (evaluate the best checkpoint on the test period)")
+    ckpt = cfg.get("ckpt_path")
+    if ckpt is not None and not Path(str(ckpt)).is_file():
+        raise bad("ckpt_path", ckpt, "no such file; point it at a run's checkpoints/last.ckpt")
