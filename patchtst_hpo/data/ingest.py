@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from patchtst_hpo.atomic import atomic_write_bytes
-from patchtst_hpo.data.manifest import Entry, Manifest, now_iso, sha256_file
+from patchtst_hpo.data.manifest import Entry, Manifest, sha256_file
 from patchtst_hpo.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -287,19 +287,13 @@ def ingest(
             log.warning("%s; registering it anyway (--allow-short)", msg)
     digest = content_sha256(df)
     manifest = raw_manifest(root)
-    with manifest.locked() as datasets:
-        versions = datasets.setdefault(name, [])
-        for e in versions:
-            if e["content_sha256"] == digest:
-                return e, _restore(manifest, e, df, path)
-        version = versions[-1]["version"] + 1 if versions else 1
-        rel = Path("raw") / name / f"v{version}.parquet"
-        atomic_write_bytes(Path(root) / rel, to_parquet_bytes(df))
-        entry = {
+    entry, found = manifest.add_version(
+        name,
+        lambda e: e["content_sha256"] == digest,
+        to_parquet_bytes(df),
+        f"raw/{name}/v{{version}}.parquet",
+        {
             "name": name,
-            "version": version,
-            "path": str(rel),
-            "sha256": sha256_file(Path(root) / rel),
             "content_sha256": digest,
             "rows": len(df),
             "columns": [c for c in df.columns if c != "date"],
@@ -311,10 +305,10 @@ def ingest(
                 "date_format": date_format,
                 "value_columns": value_columns,
             },
-            "created": now_iso(),
-        }
-        versions.append(entry)
-    return entry, "registered"
+        },
+        on_match=lambda e: _restore(manifest, e, df, path),
+    )
+    return entry, found or "registered"
 
 
 def _restore(manifest: Manifest, entry: Entry, df: pd.DataFrame, path: Path) -> str:

@@ -13,7 +13,7 @@ import fcntl
 import hashlib
 import json
 import shlex
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -68,6 +68,37 @@ class Manifest:
             datasets = self.load()
             yield datasets
             self._save(datasets)
+
+    def add_version(
+        self,
+        name: str,
+        matches: Callable[[Entry], bool],
+        blob: bytes,
+        rel: str,
+        fields: Entry,
+        on_match: Callable[[Entry], str] | None = None,
+    ) -> tuple[Entry, str | None]:
+        """The one versioned write: under the lock, the first version of `name` that `matches` (then
+        `on_match(entry)` runs, still locked, e.g. to restore its file), else `blob` written to `rel` (a
+        template with `{version}`) as version N+1 with `fields`. Returns (entry, None) for a new version,
+        (the matching entry, on_match's status or "same") otherwise."""
+        with self.locked() as datasets:
+            versions = datasets.setdefault(name, [])
+            for e in versions:
+                if matches(e):
+                    return e, on_match(e) if on_match else "same"
+            version = versions[-1]["version"] + 1 if versions else 1
+            path = rel.replace("{version}", str(version))
+            atomic_write_bytes(self.root / path, blob)
+            entry = {
+                "version": version,
+                "path": path,
+                "sha256": sha256_file(self.root / path),
+                **fields,
+                "created": now_iso(),
+            }
+            versions.append(entry)
+        return entry, None
 
     def versions(self, name: str) -> list[Entry]:
         return self.load().get(name, [])

@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from patchtst_hpo.atomic import atomic_write_bytes
 from patchtst_hpo.data import features
 from patchtst_hpo.data.ingest import (
     canonicalize,
@@ -35,7 +34,7 @@ from patchtst_hpo.data.ingest import (
     read_table,
     to_parquet_bytes,
 )
-from patchtst_hpo.data.manifest import Entry, now_iso, sha256_file
+from patchtst_hpo.data.manifest import Entry
 from patchtst_hpo.data.processed import LABEL_COLUMNS, PIPELINE_VERSION, processed_manifest
 from patchtst_hpo.errors import DataError
 
@@ -139,21 +138,15 @@ def ingest_panel(
     digest = json.dumps([(m["symbol"], m["content_sha256"]) for m in listing]).encode()
     content = hashlib.sha256(digest).hexdigest()
     manifest = raw_manifest(root)
-    with manifest.locked() as datasets:
-        versions = datasets.setdefault(name, [])
-        for e in versions:
-            if e.get("content_sha256") == content:
-                log.info("%s: identical to panel %s v%d; nothing to do", spec, name, e["version"])
-                return e, False
-        version = versions[-1]["version"] + 1 if versions else 1
-        rel = Path("raw") / name / f"panel_v{version}.json"
-        atomic_write_bytes(root / rel, (json.dumps({"symbols": listing}, indent=1) + "\n").encode())
-        entry = {
+    blob = (json.dumps({"symbols": listing}, indent=1) + "\n").encode()
+    entry, found = manifest.add_version(
+        name,
+        lambda e: e.get("content_sha256") == content,
+        blob,
+        f"raw/{name}/panel_v{{version}}.json",
+        {
             "name": name,
             "kind": "panel",
-            "version": version,
-            "path": str(rel),
-            "sha256": sha256_file(root / rel),
             "content_sha256": content,
             "symbols": listing,
             "rows": int(sum(e["rows"] for e in entries)),
@@ -161,10 +154,11 @@ def ingest_panel(
             "first_date": min(e["first_date"] for e in entries),
             "last_date": max(e["last_date"] for e in entries),
             "source": f"panel of {len(listing)} symbols from {spec}",
-            "created": now_iso(),
-        }
-        versions.append(entry)
-    return entry, True
+        },
+    )
+    if found:
+        log.info("%s: identical to panel %s v%d; nothing to do", spec, name, entry["version"])
+    return entry, not found
 
 
 def panel_entry(root: Path, name: str, version: int | str = "latest") -> Entry:
@@ -269,19 +263,13 @@ def build(root: Path, name: str, tier: str, version: int | str = "latest") -> tu
     df = make_panel_features(root, entry, tier)
     seconds = time.perf_counter() - t0
     blob = to_parquet_bytes(df)
-    with manifest.locked() as datasets:
-        versions = datasets.setdefault(did, [])
-        for e in versions:  # another process may have built it while we computed
-            if all(e[k] == v for k, v in key.items()):
-                return e, False
-        v = versions[-1]["version"] + 1 if versions else 1
-        rel = Path("processed") / did / f"v{v}.parquet"
-        atomic_write_bytes(root / rel, blob)
-        out = {
+    out, found = manifest.add_version(
+        did,
+        lambda e: all(e[k] == v for k, v in key.items()),  # another process may have built it meanwhile
+        blob,
+        f"processed/{did}/v{{version}}.parquet",
+        {
             "id": did,
-            "version": v,
-            "path": str(rel),
-            "sha256": sha256_file(root / rel),
             **key,
             "kind": "panel",
             "features": names,
@@ -290,10 +278,13 @@ def build(root: Path, name: str, tier: str, version: int | str = "latest") -> tu
             "first_date": df["date"].min().date().isoformat(),
             "last_date": df["date"].max().date().isoformat(),
             "build_seconds": round(seconds, 3),
-            "created": now_iso(),
-        }
-        versions.append(out)
-    log.info("built %s v%d: %d symbols, %d rows in %.1fs", did, v, out["symbols"], len(df), seconds)
+        },
+    )
+    if found:
+        return out, False
+    log.info(
+        "built %s v%d: %d symbols, %d rows in %.1fs", did, out["version"], out["symbols"], len(df), seconds
+    )
     return out, True
 
 

@@ -18,7 +18,7 @@ import pandas as pd
 from patchtst_hpo.atomic import atomic_write_bytes
 from patchtst_hpo.data import features
 from patchtst_hpo.data.ingest import load_raw, to_parquet_bytes
-from patchtst_hpo.data.manifest import Entry, Manifest, now_iso, sha256_file
+from patchtst_hpo.data.manifest import Entry, Manifest, sha256_file
 from patchtst_hpo.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -108,31 +108,32 @@ def build(
     t0 = time.perf_counter()
     df = make_features(raw, tier, vix_df, ohlcv)
     seconds = time.perf_counter() - t0
-    with manifest.locked() as datasets:
-        versions = datasets.setdefault(did, [])
-        for e in versions:  # another process may have built it while we computed
-            if all(e[k] == v for k, v in key.items()):
-                if not force and _intact(manifest, e):
-                    return e, "up to date"
-                return e, _rewrite(manifest, e, df)
-        v = versions[-1]["version"] + 1 if versions else 1
-        rel = Path("processed") / did / f"v{v}.parquet"
-        atomic_write_bytes(root / rel, to_parquet_bytes(df))
-        entry = {
+    entry, found = manifest.add_version(
+        did,
+        lambda e: all(e[k] == v for k, v in key.items()),  # another process may have built it meanwhile
+        to_parquet_bytes(df),
+        f"processed/{did}/v{{version}}.parquet",
+        {
             "id": did,
-            "version": v,
-            "path": str(rel),
-            "sha256": sha256_file(root / rel),
             **key,
             "features": features.feature_names(tier, with_vix=bool(vix)),
             "rows": len(df),
             "first_date": df["date"].iloc[0].date().isoformat(),
             "last_date": df["date"].iloc[-1].date().isoformat(),
             "build_seconds": round(seconds, 3),
-            "created": now_iso(),
-        }
-        versions.append(entry)
-    log.info("built %s v%d: %d rows x %d features in %.2fs", did, v, len(df), len(entry["features"]), seconds)
+        },
+        on_match=lambda e: "up to date" if not force and _intact(manifest, e) else _rewrite(manifest, e, df),
+    )
+    if found:
+        return entry, found
+    log.info(
+        "built %s v%d: %d rows x %d features in %.2fs",
+        did,
+        entry["version"],
+        len(df),
+        len(entry["features"]),
+        seconds,
+    )
     return entry, "built"
 
 
