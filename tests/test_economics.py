@@ -37,12 +37,16 @@ def test_constant_signal_is_buy_and_hold():
 
 
 def test_costs_reduce_returns_by_turnover_times_cost():
-    ret, _ = _series()
+    ret, frame = _series()
     pos = (np.arange(len(ret)) // 3 % 2).astype(float)  # in 3 days, out 3 days
-    gross, turnover = economics.timing_returns(pos, ret, 0.0)
-    net, _ = economics.timing_returns(pos, ret, 7.5)
-    assert np.mean(gross) - np.mean(net) == pytest.approx(np.mean(turnover) * 7.5e-4)
-    assert np.mean(turnover) == pytest.approx(np.abs(np.diff(pos, prepend=0)).mean())
+    free = economics.timing_frame(frame, pos, 0.5, 0.0)
+    costly = economics.timing_frame(frame, pos, 0.5, 7.5)
+    np.testing.assert_allclose(free["gross"].to_numpy(), pos * ret)
+    np.testing.assert_allclose(free["net"].to_numpy(), free["gross"].to_numpy())
+    assert np.mean(costly["gross"]) - np.mean(costly["net"]) == pytest.approx(
+        np.mean(costly["turnover"]) * 7.5e-4
+    )
+    assert np.mean(costly["turnover"]) == pytest.approx(np.abs(np.diff(pos, prepend=0)).mean())
 
 
 def test_max_drawdown_known_path():

@@ -21,13 +21,6 @@ def positions(p: np.ndarray, threshold: float) -> np.ndarray:
     return (np.asarray(p, dtype=np.float64) >= threshold).astype(np.float64)
 
 
-def timing_returns(pos: np.ndarray, ret: np.ndarray, cost_bp: float) -> tuple[np.ndarray, np.ndarray]:
-    """Net per-period returns and per-period turnover |pos_t - pos_t-1| (starting flat)."""
-    pos, ret = np.asarray(pos, dtype=np.float64), np.asarray(ret, dtype=np.float64)
-    turnover = np.abs(np.diff(pos, prepend=0.0))
-    return pos * ret - turnover * cost_bp / 1e4, turnover
-
-
 def sharpe(r: np.ndarray, periods_per_year: int) -> float:
     sd = float(np.std(r, ddof=1)) if len(r) > 1 else 0.0
     return float(np.mean(r) / sd * np.sqrt(periods_per_year)) if sd > 0 else float("nan")
