@@ -145,15 +145,34 @@ def available_bytes(accelerator: str) -> int | None:
     return None
 
 
+def sharded(cfg: DictConfig) -> bool:
+    """The run shards its training state across ranks (trainer=fsdp)."""
+    strategy = cfg.trainer.get("strategy")
+    return strategy is not None and "FSDP" in str(strategy)
+
+
+def need_bytes(cfg: DictConfig) -> int:
+    """The estimated device bytes one process (rank) of this run needs for a training step."""
+    arch, dims = arch_from_cfg(cfg), dims_from_cfg(cfg)
+    precision, batch = str(cfg.trainer.precision), int(cfg.data.batch_size)
+    if sharded(cfg):
+        return fsdp_training_bytes(arch, dims, batch, precision, world_size(cfg))["total"]
+    return training_bytes(arch, dims, batch, precision)
+
+
+def peak_bytes() -> int | None:
+    """The most device memory this process has had allocated (CUDA only; None elsewhere)."""
+    return int(torch.cuda.max_memory_allocated()) if torch.cuda.is_available() else None
+
+
 def check_memory(cfg: DictConfig, params: int | None = None) -> None:
     """Refuse, before allocating, a model whose training step cannot fit (instead of an OOM kill)."""
-    strategy = cfg.trainer.get("strategy")
     arch, dims = arch_from_cfg(cfg), dims_from_cfg(cfg)
     precision, batch = str(cfg.trainer.precision), int(cfg.data.batch_size)
     have = available_bytes(str(cfg.trainer.accelerator))
-    if strategy is not None and "FSDP" in str(strategy):  # sharded across the ranks: each holds a fraction
+    need = need_bytes(cfg)
+    if sharded(cfg):  # across the ranks: each holds a fraction
         world = world_size(cfg)
-        need = fsdp_training_bytes(arch, dims, batch, precision, world)["total"]
         if not fits(need, have):
             raise ConfigError(
                 f"budget={cfg.budget.name} arch={cfg.arch.name} needs about {need / 2**30:.1f} GiB per rank under "
@@ -162,7 +181,6 @@ def check_memory(cfg: DictConfig, params: int | None = None) -> None:
                 f"or a smaller data.batch_size"
             )
         return
-    need = training_bytes(arch, dims, batch, precision)
     if not fits(need, have):
         params = params if params is not None else count_params(arch, dims)
         state = STATE_BYTES_PER_PARAM[precision]

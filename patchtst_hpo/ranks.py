@@ -31,7 +31,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from patchtst_hpo.devices import local_world, world_size
+from patchtst_hpo.atomic import write_text
 from patchtst_hpo.errors import ConfigError, DataError, PatchTSTHPOError, RunFailed
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,7 @@ EXIT_PRUNED = 4  # a rank whose trial was pruned
 # Strategies whose processes Lightning starts itself in a way that survives a sweep (spawn/fork, not re-run argv).
 SPAWNING = ("ddp_spawn", "ddp_fork", "ddp_notebook", "fsdp_spawn")
 SEND_BACK = {"ConfigError": ConfigError, "DataError": DataError}
+NODE_WAIT_SECONDS = 120  # a later node waits this long for the first node's metrics.json (shared file system)
 
 
 def _strategy_name(cfg: DictConfig) -> str:
@@ -59,6 +60,7 @@ def started_outside(env: dict[str, str], world: int) -> bool:
 
 def needs_ranks(cfg: DictConfig, env: dict[str, str] | None = None) -> bool:
     """True when this process must start the run's ranks (W > 1, not started by a scheduler, not spawned)."""
+    from patchtst_hpo.devices import world_size  # torch: train.py imports this module before validation
     env = dict(os.environ) if env is None else env
     w = world_size(cfg)
     return w > 1 and not started_outside(env, w) and _strategy_name(cfg) not in SPAWNING
@@ -99,7 +101,7 @@ def _write_config(cfg: DictConfig, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     body = OmegaConf.to_container(cfg, resolve=True)
     text = OmegaConf.to_yaml({"defaults": [{"hydra": "default"}, "_self_"], **body})
-    (folder / "rank_config.yaml").write_text(text)
+    write_text(folder / "rank_config.yaml", text)  # atomic: another node's job may write the same file
 
 
 def run_ranks(cfg: DictConfig) -> dict[str, Any]:
@@ -107,6 +109,8 @@ def run_ranks(cfg: DictConfig) -> dict[str, Any]:
     out = Path(cfg.paths.output_dir)
     folder = out / "ranks"
     _write_config(cfg, folder)
+    from patchtst_hpo.devices import local_world
+
     env = dict(os.environ)
     local, nodes = local_world(cfg), int(cfg.trainer.get("num_nodes", 1) or 1)
     node, addr, port = rendezvous(cfg, env)
@@ -209,8 +213,9 @@ def _outcome(codes: dict[int, tuple[int, float]], folder: Path, out: Path, world
     # first to fail first; within one poll a rank that died of a signal is the cause, not its peers' errors
     failed = sorted((t, code >= 0, g) for g, (code, t) in codes.items() if code not in (0, 3))
     if not failed:
-        if rank0 != 0:  # another node: its rank 0 holds the result
-            return {}
+        deadline = time.monotonic() + (NODE_WAIT_SECONDS if rank0 else 0)
+        while not (out / "metrics.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.5)  # another node: global rank 0 (on the first node) writes the result
         result = _read(out / "metrics.json")
         if not result:
             raise RunFailed(f"all {world} ranks finished but rank 0 wrote no {out / 'metrics.json'}")

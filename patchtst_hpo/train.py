@@ -41,7 +41,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     import lightning as L  # seconds to import: only once the config is known to be good
 
     from patchtst_hpo.data.datamodule import WindowDataModule
-    from patchtst_hpo.devices import data_to_device
+    from patchtst_hpo.devices import data_to_device, need_bytes, peak_bytes
     from patchtst_hpo.progress import quiet_lightning
 
     quiet_lightning()
@@ -88,6 +88,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "epochs": int(trainer.current_epoch),
         "steps": int(trainer.global_step),
         "world_size": int(trainer.world_size),
+        # per process: the estimate the memory check used (devices.py) and the measured peak (CUDA only)
+        "device_bytes": {"estimated": need_bytes(cfg), "peak": peak_bytes()},
         "objective_by_rank": by_rank,
         "best_epoch": best_epoch,
         "best_checkpoint": ckpt,

@@ -5,6 +5,9 @@
 #   3. a 2B single run, 1 epoch, process start to metrics.json (sweep checkpoint policy: best weights only);
 #   4. a 4-trial 20M sweep (per-trial overhead from trial 2 on);
 #   5. a 4-trial 200M sweep, 1 epoch each (per-trial overhead, disk per trial with the sweep defaults);
+#   6. FSDP on 1 GPU (trainer=fsdp trainer.devices=1): 200M, 1 full epoch, norm clipping (FSDP's own
+#      clip_grad_norm_): every training window seen once (the sampler flag), the applied gradients' norm;
+#      2B, 3 steps, value clipping: max |grad| <= clip, and the per-rank memory estimate vs the measured peak;
 #   (the sweeps search the architecture only, `search=none`: conf/search/default.yaml's CPU-sized batch
 #   choices would replace the budget's GPU batch size);
 # each under `timeout`, all inside GPU_CHECK_SECONDS (default 500 s), then one table.
@@ -35,10 +38,14 @@ if [[ ${GPU_CHECK_CPU:-0} == 1 ]]; then
     B20=tiny B200=tiny B2B=tiny
     COMMON=(trainer=cpu trainer.limit_train_batches=2 trainer.limit_val_batches=1 trainer.limit_test_batches=1)
     BENCH=(bench=smoke "sections=[gpu]")
+    FSDP=()   # FSDP cannot run on CPU (refused): the steps run on trainer=cpu, their plumbing only
+    FULL_EPOCH=(trainer.limit_train_batches=null)
 else
     B20=20M B200=200M B2B=2B
     COMMON=(trainer=gpu)
     BENCH=(bench=gpu)
+    FSDP=(trainer=fsdp trainer.devices=1)
+    FULL_EPOCH=()
 fi
 COMMON+=(callbacks.progress.refresh_rate=0 "${EXTRA[@]}")
 BENCH+=("${EXTRA[@]}")
@@ -69,6 +76,13 @@ step run200M 90 "$PY" -m patchtst_hpo.train "budget=$B200" "${COMMON[@]}" traine
 step run2B 120 "$PY" -m patchtst_hpo.train "budget=$B2B" "${COMMON[@]}" trainer.max_epochs=1 \
     callbacks.model_checkpoint.save_weights_only=true callbacks.model_checkpoint.save_last=false \
     "hydra.run.dir=$OUT/run2B"
+PROBE=(+callbacks.grad_probe._target_=tests.rank_probes.GradProbe test=false callbacks.model_checkpoint=null)
+step fsdp200M 120 "$PY" -m patchtst_hpo.train "budget=$B200" "${COMMON[@]}" "${FSDP[@]}" "${FULL_EPOCH[@]}" \
+    trainer.max_epochs=1 trainer.gradient_clip_algorithm=norm trainer.gradient_clip_val=0.5 "${PROBE[@]}" \
+    "+callbacks.grad_probe.folder=$OUT/fsdp200M/probe" "hydra.run.dir=$OUT/fsdp200M"
+step fsdp2B 120 "$PY" -m patchtst_hpo.train "budget=$B2B" "${COMMON[@]}" "${FSDP[@]}" trainer.max_epochs=1 \
+    trainer.limit_train_batches=3 trainer.gradient_clip_algorithm=value trainer.gradient_clip_val=0.01 "${PROBE[@]}" \
+    "+callbacks.grad_probe.folder=$OUT/fsdp2B/probe" "hydra.run.dir=$OUT/fsdp2B"
 for b in "$B20:sweep20M:3" "$B200:sweep200M:1"; do
     IFS=: read -r budget name epochs <<<"$b"
     step "$name" 120 "$PY" -m patchtst_hpo.train -m "budget=$budget" "${COMMON[@]}" "trainer.max_epochs=$epochs" \
@@ -159,6 +173,21 @@ for name, label, target in (("run200M", "200M", ""), ("run2B", "2B", "< 60 s")):
     if m:
         add(f"{label} 1 epoch: start-up to first step s; fit s; steps",
             f"{m.get('startup_seconds')}; {m['fit_seconds']}; {m['steps']}")
+m, probe = load(out / "fsdp200M" / "metrics.json"), load(out / "fsdp200M" / "probe" / "rank0.json")
+if m:
+    train_windows = m["data"]["splits"]["train"]["samples"]
+    add(f"FSDP 1 GPU 200M, 1 epoch ({status('fsdp200M')}): samples seen / training windows",
+        f"{m['samples_seen']:,} / {train_windows:,}", "equal")
+if probe:
+    add("FSDP 200M norm clipping at 0.5: max total grad norm applied", f"{max(s['norm'] for s in probe):.4f}", "<= 0.5")
+m, probe = load(out / "fsdp2B" / "metrics.json"), load(out / "fsdp2B" / "probe" / "rank0.json")
+if probe:
+    add(f"FSDP 2B value clipping at 0.01 ({status('fsdp2B')}): max abs(grad) applied",
+        f"{max(s['max_abs'] for s in probe):.4g}", "<= 0.01")
+if m and m.get("device_bytes"):
+    est, peak = m["device_bytes"]["estimated"], m["device_bytes"]["peak"]
+    add("FSDP 2B per-rank memory: estimate (devices.py) vs measured peak allocated, GiB",
+        f"{est / 2**30:.1f} vs {'n/a' if peak is None else format(peak / 2**30, '.1f')}", "estimate >= peak")
 for name, label in (("sweep20M", "20M"), ("sweep200M", "200M")):
     trials = sweep(name)
     later = [t["overhead"] for t in trials[1:]]

@@ -65,7 +65,7 @@ def test_ranks_share_out_one_process_batches():
 def test_who_starts_the_ranks(cfg_factory):
     """The job starts W > 1 ranks itself unless a scheduler made one process per rank already."""
     cfg = cfg_factory("trainer=ddp_cpu")
-    assert ranks.world_size(cfg) == 2 and ranks.needs_ranks(cfg, env={})
+    assert devices.world_size(cfg) == 2 and ranks.needs_ranks(cfg, env={})
     assert not ranks.needs_ranks(cfg, env={"LOCAL_RANK": "0"})  # torchrun, or a rank we started
     assert not ranks.needs_ranks(cfg, env={"SLURM_NTASKS": "2"})  # srun with one task per rank
     assert ranks.needs_ranks(cfg, env={"SLURM_NTASKS": "1"})  # one task per node: it starts the node's ranks
