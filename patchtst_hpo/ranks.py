@@ -61,6 +61,7 @@ def started_outside(env: dict[str, str], world: int) -> bool:
 def needs_ranks(cfg: DictConfig, env: dict[str, str] | None = None) -> bool:
     """True when this process must start the run's ranks (W > 1, not started by a scheduler, not spawned)."""
     from patchtst_hpo.devices import world_size  # torch: train.py imports this module before validation
+
     env = dict(os.environ) if env is None else env
     w = world_size(cfg)
     return w > 1 and not started_outside(env, w) and _strategy_name(cfg) not in SPAWNING
