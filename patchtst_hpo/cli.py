@@ -35,8 +35,9 @@ def report(exc: BaseException) -> None:
 
 def install() -> None:
     """Make Hydra report config errors (ours, OmegaConf's, its own) as one line with exit code 2."""
-    import hydra._internal.utils as hydra_utils
+    from patchtst_hpo.hpo.optuna_private import hydra_run_and_report_module
 
+    hydra_utils = hydra_run_and_report_module()
     original: Callable[[Any], Any] = hydra_utils.run_and_report
     if getattr(original, "_patchtst_hpo", False):
         return

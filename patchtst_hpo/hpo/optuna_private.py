@@ -1,15 +1,18 @@
 """The only module that touches private attributes of Optuna and Hydra; each has no public equivalent.
 
 Keeping them here means an upgrade that renames one breaks one small, documented place (and its tests),
-not the sweeper's logic. No other module may read an attribute that starts with an underscore.
+not the sweeper's logic. No other module may read an attribute that starts with an underscore (hpo/storage.py
+implements Optuna's heartbeat protocol method `_get_stale_trial_ids`, which is overriding, not reading).
+Imports nothing heavy at module level, so the CLI layer can use it before a run starts.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import optuna
-from hydra.core.utils import JobReturn
+if TYPE_CHECKING:
+    import optuna
+    from hydra.core.utils import JobReturn
 
 
 def study_id(study: optuna.Study) -> int:
@@ -108,3 +111,14 @@ def rdb_trials_with_heartbeat(storage: optuna.storages.RDBStorage, study_id: int
             .all()
         )
     return {r[0] for r in rows}
+
+
+# ---- Hydra ----
+
+
+def hydra_run_and_report_module():
+    """`hydra._internal.utils`: holds `run_and_report`, which prints a failing app's traceback; the CLI wraps it
+    so the project's config and data errors are one line with exit code 2 (Hydra has no public hook)."""
+    import hydra._internal.utils as hydra_utils
+
+    return hydra_utils
