@@ -1,10 +1,4 @@
-"""Panels: many symbols as one dataset, each symbol still a versioned, checksummed raw dataset.
-
-Raw layout: every symbol is registered by `ingest.ingest` as dataset `<NAME>/<SYMBOL>`
-(`raw/<NAME>/<SYMBOL>/v<N>.parquet`); the panel itself is one more raw manifest entry `<NAME>` with
-`kind: panel` whose file (`raw/<NAME>/panel_v<N>.json`) lists the members (symbol, name, version,
-sha256). Re-ingesting identical files is a no-op; a changed symbol becomes its own version N+1 and the
-panel a new version listing it.
+"""Panels' features: many symbols as one processed dataset (ingesting a panel: `panel_ingest.py`).
 
 Processed layout: `processed/<NAME>.<tier>/v<N>.parquet` with a `symbol` column, rows sorted by
 (symbol, date); features are computed per symbol (`processed.make_features`), so no indicator ever
@@ -13,12 +7,7 @@ reads another symbol's rows. Its manifest entry lists every input (the panel and
 
 from __future__ import annotations
 
-import glob
-import hashlib
-import json
 import logging
-import re
-import tempfile
 import time
 from pathlib import Path
 
@@ -27,158 +16,15 @@ import pandas as pd
 
 from patchtst_hpo.data import features
 from patchtst_hpo.data.ingest import (
-    canonicalize,
-    ingest,
     load_raw,
-    raw_manifest,
-    read_table,
     to_parquet_bytes,
 )
 from patchtst_hpo.data.manifest import Entry
+from patchtst_hpo.data.panel_ingest import ingest_panel, panel_entry  # noqa: F401  (panel.ingest_panel)
 from patchtst_hpo.data.processed import LABEL_COLUMNS, PIPELINE_VERSION, processed_manifest
 from patchtst_hpo.errors import DataError
 
 log = logging.getLogger(__name__)
-SYMBOL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-SUFFIXES = (".csv", ".csv.gz", ".parquet")
-
-
-def _symbol_of(path: Path) -> str:
-    name = path.name
-    for suffix in SUFFIXES:
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return path.stem
-
-
-def _check_symbol(symbol: str, source: str) -> str:
-    if not SYMBOL.match(symbol):
-        raise DataError(
-            f"{source}: symbol {symbol!r} is not a safe name (letters, digits, '.', '_', '-'); "
-            f"rename the file or the value in the symbol column"
-        )
-    return symbol
-
-
-def member_files(spec: str) -> list[Path]:
-    """Per-symbol files from a folder (its *.csv, *.csv.gz, *.parquet) or a glob pattern."""
-    p = Path(spec)
-    if p.is_dir():
-        files = [f for f in sorted(p.iterdir()) if f.is_file() and f.name.endswith(SUFFIXES)]
-    else:
-        files = [Path(f) for f in sorted(glob.glob(spec))]
-    if not files:
-        raise DataError(
-            f"{spec}: no per-symbol files found (a folder of .csv/.csv.gz/.parquet files or a glob "
-            f"such as 'prices/*.csv'); check the path"
-        )
-    return files
-
-
-def _split_long(path: Path, symbol_column: str, tmp: Path) -> list[tuple[str, Path]]:
-    """One long table with a symbol column -> one parquet per symbol in `tmp` (then ingested as files)."""
-    df = read_table(path)
-    col = {str(c).strip().lower(): c for c in df.columns}.get(symbol_column.lower())
-    if col is None:
-        raise DataError(
-            f"{path}: no symbol column {symbol_column!r}; columns present: {list(df.columns)}. "
-            f"Pass --symbol-column NAME"
-        )
-    if df[col].isna().any():
-        raise DataError(f"{path}: {int(df[col].isna().sum())} row(s) with an empty {symbol_column!r}")
-    out = []
-    for sym, part in df.groupby(df[col].astype(str), sort=True):
-        _check_symbol(sym, str(path))
-        f = tmp / f"{sym}.parquet"
-        part.drop(columns=[col]).to_parquet(f, index=False)
-        out.append((sym, f))
-    return out
-
-
-def ingest_panel(
-    spec: str,
-    name: str,
-    root: Path,
-    symbol_column: str | None = None,
-    value_columns: list[str] | None = None,
-    date_column: str = "date",
-) -> tuple[Entry, bool]:
-    """Register a panel from a folder/glob of per-symbol files, or one long file with `symbol_column`.
-
-    Every file is validated by `ingest.canonicalize` before anything is written, so one bad symbol
-    leaves data/ unchanged. Returns (panel entry, created).
-    """
-    root = Path(root)
-    with tempfile.TemporaryDirectory() as tmp:
-        if symbol_column:
-            members = _split_long(Path(spec), symbol_column, Path(tmp))
-            sources = {sym: f"{Path(spec).resolve()}#{symbol_column}={sym}" for sym, _ in members}
-        else:
-            members = [(_check_symbol(_symbol_of(f), str(f)), f) for f in member_files(spec)]
-            sources = {sym: str(f.resolve()) for sym, f in members}
-        dup = pd.Series([s for s, _ in members]).duplicated()
-        if dup.any():
-            raise DataError(f"{spec}: symbol(s) {sorted(set(pd.Series([s for s, _ in members])[dup]))} twice")
-        for sym, f in members:  # validate all before writing any
-            canonicalize(read_table(f), sources[sym], value_columns, date_column)
-        entries = [
-            ingest(f, f"{name}/{sym}", root, value_columns, date_column, sources[sym])[0]
-            for sym, f in members
-        ]
-    listing = [
-        {
-            "symbol": sym,
-            "name": e["name"],
-            "version": e["version"],
-            "sha256": e["sha256"],
-            "content_sha256": e["content_sha256"],
-        }
-        for (sym, _), e in zip(members, entries, strict=True)
-    ]
-    digest = json.dumps([(m["symbol"], m["content_sha256"]) for m in listing]).encode()
-    content = hashlib.sha256(digest).hexdigest()
-    manifest = raw_manifest(root)
-    blob = (json.dumps({"symbols": listing}, indent=1) + "\n").encode()
-    entry, found = manifest.add_version(
-        name,
-        lambda e: e.get("content_sha256") == content,
-        blob,
-        f"raw/{name}/panel_v{{version}}.json",
-        {
-            "name": name,
-            "kind": "panel",
-            "content_sha256": content,
-            "symbols": listing,
-            "rows": int(sum(e["rows"] for e in entries)),
-            "columns": entries[0]["columns"],
-            "first_date": min(e["first_date"] for e in entries),
-            "last_date": max(e["last_date"] for e in entries),
-            "source": f"panel of {len(listing)} symbols from {spec}",
-        },
-    )
-    if found:
-        log.info("%s: identical to panel %s v%d; nothing to do", spec, name, entry["version"])
-    return entry, not found
-
-
-def panel_entry(root: Path, name: str, version: int | str = "latest") -> Entry:
-    """The panel's raw manifest entry, sha256-checked, with a clear error if `name` is a single series."""
-    manifest = raw_manifest(root)
-    datasets = manifest.load()
-    if name not in datasets:  # list the panels only, not every member symbol
-        panels = sorted(n for n, v in datasets.items() if v and v[-1].get("kind") == "panel")
-        raise DataError(
-            f"panel {name!r} is not in {manifest.path} (panels: {', '.join(panels) or 'none'}); ingest it "
-            f"with `python -m patchtst_hpo.data ingest-panel DIR --name {name}` or set data.panel"
-        )
-    entry = manifest.get(name, version)
-    if entry.get("kind") != "panel":
-        raise DataError(
-            f"raw dataset {name!r} is a single series, not a panel; use data.ohlcv={name} "
-            f"(data=sample) or ingest a panel with `python -m patchtst_hpo.data ingest-panel`"
-        )
-    manifest.check(entry)
-    return entry
 
 
 def dataset_id(name: str, tier: str) -> str:
