@@ -35,6 +35,12 @@ def log_loss(y: np.ndarray, p: np.ndarray) -> float:
     return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
 
 
+def row_log_loss(y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Per-row binary cross-entropy (clipped as `log_loss`); `p` may be [rows] or [seeds, rows]."""
+    q = np.clip(np.asarray(p, dtype=np.float64), EPS, 1 - EPS)
+    return -(y * np.log(q) + (1 - y) * np.log(1 - q))
+
+
 def best_f1_threshold(y: np.ndarray, p: np.ndarray) -> float:
     """The probability threshold that maximises F1 (chosen on val, then applied unchanged to test)."""
     if y.sum() == 0 or not np.isfinite(p).all():

@@ -91,3 +91,8 @@ def test_bootstrap_ci_of_a_row_mean_brackets_brier():
 def test_bootstrap_ci_of_one_class_is_nan():
     e = uncertainty.Bootstrap.for_rows(20, 1, 20, 0).auc(np.zeros(20), np.linspace(0, 1, 20))
     assert np.isnan(e.point) and np.isnan(e.lo) and np.isnan(e.hi)
+
+
+def test_row_log_loss_averages_to_log_loss():
+    y, p = _data(300, 0.4, 1.0, seed=5)
+    assert metrics.row_log_loss(y, p).mean() == pytest.approx(metrics.log_loss(y, p), rel=1e-12)

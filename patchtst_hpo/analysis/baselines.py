@@ -81,14 +81,9 @@ def evaluate(
         p_va, p_te = val[name][0] if val else None, test[name][0]
         thr = metrics.best_f1_threshold(y_va, p_va) if val else 0.5
         m = metrics.binary_metrics(y_te, p_te, thr)
-        a, ll = boot.auc(y_te, p_te), boot.mean(_row_log_loss(y_te, p_te))
+        a, ll = boot.auc(y_te, p_te), boot.mean(metrics.row_log_loss(y_te, p_te))
         m["auc_ci"], m["log_loss_ci"], m["auc_mde"] = [a.lo, a.hi], [ll.lo, ll.hi], a.mde
         res.metrics[name], res.auc[name], res.p_val[name], res.p_test[name] = m, a, p_va, p_te
     vol = [n for n in feature_names if n in VOLATILITY_FEATURES]
     res.metrics["volatility_logistic"]["features"] = vol
     return res
-
-
-def _row_log_loss(y: np.ndarray, p: np.ndarray) -> np.ndarray:
-    q = np.clip(np.asarray(p, dtype=np.float64), metrics.EPS, 1 - metrics.EPS)
-    return -(y * np.log(q) + (1 - y) * np.log(1 - q))

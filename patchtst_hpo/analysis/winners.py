@@ -28,17 +28,11 @@ class Winner:
     p_val_oos: np.ndarray | None = None
 
 
-def row_log_loss(y: np.ndarray, ps: np.ndarray) -> np.ndarray:
-    """Per-row binary cross-entropy of each seed [seeds, rows] (clipped as metrics.log_loss)."""
-    p = np.clip(np.atleast_2d(ps).astype(np.float64), metrics.EPS, 1 - metrics.EPS)
-    return -(y * np.log(p) + (1 - y) * np.log(1 - p))
-
-
 def seed_summary(runs: list[dict], boot: Bootstrap) -> tuple[dict, Estimate]:
     """The confirmed row's numbers (hierarchical bootstrap over seeds and test dates) and its AUC estimate."""
     y, ps = runs[0]["y_test"], np.stack([run["p_test"] for run in runs])
     aucs = np.array([run["test"]["auc"] for run in runs], dtype=float)
-    a, ll = boot.auc(y, ps), boot.mean(row_log_loss(y, ps))
+    a, ll = boot.auc(y, ps), boot.mean(metrics.row_log_loss(y, np.atleast_2d(ps)))
     row = {
         "auc_mean": aucs.mean(),
         "auc_ci_lo": a.lo,
