@@ -34,9 +34,12 @@ def report(exc: BaseException) -> None:
 
 
 def install() -> None:
-    """Make Hydra report config errors (ours, OmegaConf's, its own) as one line with exit code 2."""
+    """Make Hydra report config errors (ours, OmegaConf's, its own) as one line with exit code 2, and share
+    its ConfigStore instead of copying it (shared_store.py: what keeps `--help` fast)."""
     from patchtst_hpo.hpo.optuna_private import hydra_run_and_report_module
+    from patchtst_hpo.shared_store import share_config_store
 
+    share_config_store()
     hydra_utils = hydra_run_and_report_module()
     original: Callable[[Any], Any] = hydra_utils.run_and_report
     if getattr(original, "_patchtst_hpo", False):

@@ -23,18 +23,36 @@ from patchtst_hpo import schemas
 from patchtst_hpo.home import register_resolvers
 from patchtst_hpo.models.arch_grid import generate
 from patchtst_hpo.paths import CONF_DIR, GRID_DIR
+from patchtst_hpo.shared_store import SharedGroup, share_config_store
 
 
-class _SharedGroup(dict):
-    """A ConfigStore group that deep copies as itself.
+class _LazyArchGroup(SharedGroup):
+    """The arch group: an entry's config node is built the first time Hydra reads it. Building all 1,000+
+    DictConfigs at import cost over a second of every start (`--help`, a refused config) for the one or two
+    a run uses. Hydra reads a group only by `name in group`, `group[name]` and `group.keys()`."""
 
-    Hydra deep-copies its whole config repository (ConfigStore included) each time it lists a group or
-    composes (`CachingConfigRepository`); `--help` does that ~140 times, so 1,002 arch nodes cost a minute.
-    Sharing is safe: `ConfigStore.load` deep-copies the one node it returns, and nothing writes to a copy.
-    """
+    def __init__(self, archs: dict) -> None:
+        super().__init__(dict.fromkeys(archs))
+        self._archs = archs
 
-    def __deepcopy__(self, memo: dict) -> _SharedGroup:
-        return self
+    def __getitem__(self, key: str):
+        node = super().__getitem__(key)
+        if node is None:
+            from hydra.core.config_store import ConfigNode
+
+            a = self._archs[key]
+            cfg = OmegaConf.create(
+                {
+                    "name": a.name,
+                    "d_model": a.d_model,
+                    "n_layers": a.n_layers,
+                    "n_heads": a.n_heads,
+                    "d_ff": a.d_ff,
+                }
+            )
+            node = ConfigNode(name=key, node=cfg, group="arch", package=None, provider="patchtst_hpo")
+            self[key] = node
+        return node
 
 
 def register_arch_group() -> list[str]:
@@ -43,22 +61,9 @@ def register_arch_group() -> list[str]:
     Returns the names. A grid is chosen per run (`grid=...`); the sweeper's `arch=NAME` overrides must resolve
     for any of them, so the group is their union (a point in two grids is one entry).
     """
-    cs = ConfigStore.instance()
-    if not isinstance(cs.repo.get("arch"), _SharedGroup):
-        cs.repo["arch"] = _SharedGroup(cs.repo.get("arch", {}))
     archs = sorted({a for f in sorted(GRID_DIR.glob("*.yaml")) for a in generate(OmegaConf.load(f))})
-    names = []
-    for arch in archs:
-        node = {
-            "name": arch.name,
-            "d_model": arch.d_model,
-            "n_layers": arch.n_layers,
-            "n_heads": arch.n_heads,
-            "d_ff": arch.d_ff,
-        }
-        cs.store(group="arch", name=arch.name, node=node)
-        names.append(arch.name)
-    return names
+    ConfigStore.instance().repo["arch"] = _LazyArchGroup({f"{a.name}.yaml": a for a in archs})
+    return [a.name for a in archs]
 
 
 def _feature_count(tier: str, vix: object = None) -> int:
@@ -84,6 +89,7 @@ def _if_trial(trial_number: object, in_trial: object, otherwise: object) -> obje
 
 ARCH_NAMES = register_arch_group()
 schemas.register()  # schemas/<group>: the typed schemas the group YAML files name in their defaults
+share_config_store()
 register_resolvers()
 for _name, _fn in (
     ("feature_count", _feature_count),

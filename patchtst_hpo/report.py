@@ -13,6 +13,7 @@ import logging
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import hydra
 import optuna
@@ -21,12 +22,15 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from patchtst_hpo import cli, run_record
-from patchtst_hpo.analysis import aggregate, group_report, plots, summary
+from patchtst_hpo.analysis import aggregate, summary
 from patchtst_hpo.analysis.groups import split as split_groups
 from patchtst_hpo.atomic import atomic_write_bytes, write_json, write_text
 from patchtst_hpo.errors import ConfigError, PatchTSTHPOError
 from patchtst_hpo.hpo.storage import open_storage
 from patchtst_hpo.paths import CONF_DIR
+
+if TYPE_CHECKING:
+    from patchtst_hpo.analysis import group_report
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +66,9 @@ def _failed_only(trials: pd.DataFrame, out: Path) -> None:
 
 def report(cfg: DictConfig, out: Path) -> dict:
     """All studies under `study_prefix`, reported per (task, data) group; returns what report.json holds."""
+    # confirmation and figures import Lightning, sklearn and matplotlib: not for --help or a refused config
+    from patchtst_hpo.analysis import group_report, plots
+
     storage = open_storage(cfg.storage)  # opened once, passed to everything that reads the studies
     names = aggregate.study_names(storage, cfg.study_prefix)
     if not names:

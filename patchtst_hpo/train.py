@@ -21,7 +21,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from patchtst_hpo import build, cli, ranks, run_record
+from patchtst_hpo import build, cli, run_record
 from patchtst_hpo import config as _config  # noqa: F401  (registers the arch group, schemas and resolvers)
 from patchtst_hpo.atomic import write_json, write_text
 from patchtst_hpo.errors import PatchTSTHPOError, RunFailed
@@ -36,6 +36,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit one model; evaluate its best checkpoint on val (and test); write metrics.json; return the results."""
     t0 = time.perf_counter()
     arch, dims = validate(cfg)
+    from patchtst_hpo import ranks  # imports torch (devices.py): not for --help or a refused config
+
     if ranks.needs_ranks(cfg):  # W > 1 processes: started and watched here, rank 0's result comes back
         return ranks.run_ranks(cfg)
     import lightning as L  # seconds to import: only once the config is known to be good
@@ -169,6 +171,8 @@ def main(cfg: DictConfig) -> float | list[float]:
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
         cfg, metrics = objectives(cfg)
+        from patchtst_hpo import ranks  # imports torch (devices.py): after --help and config checks
+
         result = _train_as_rank(cfg) if ranks.is_rank() else train(cfg)
     except (PatchTSTHPOError, OmegaConfBaseException) as e:
         if multirun:
@@ -192,6 +196,8 @@ def _train_as_rank(cfg: DictConfig) -> dict[str, Any]:
     try:
         return train(cfg)
     except Exception as e:  # noqa: BLE001  (TrialPruned, a collective with a dead peer, ...: all recorded)
+        from patchtst_hpo import ranks
+
         code = ranks.record_end(e)
         log.error("%s: %s", type(e).__name__, cli.one_line(e))
         print(f"error: {cli.one_line(e)}", file=sys.stderr, flush=True)
