@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 from collections import Counter
 
+import pytest
 import yaml
 
+from patchtst_hpo.errors import ConfigError
 from patchtst_hpo.train import _summary, train
+from patchtst_hpo.validation import validate
 from tests.helpers import run_cli
 
 TINY = ["budget=tiny", "trainer.max_epochs=2", "trainer.limit_train_batches=3", "trainer.limit_val_batches=1"]
@@ -75,3 +79,12 @@ def test_last_line_shows_test_metrics_only_when_the_run_tested(cfg_factory):
     assert trial == "val/auc = 0.6100 | val auc 0.6100 | 9 params | 2 epochs | 1.0s"  # no "test auc nan"
     single = _summary(cfg_factory(), {**result, "test": {"auc": 0.7}})
     assert "| test auc 0.7000 |" in single
+
+
+@pytest.mark.skipif(
+    any(importlib.util.find_spec(p) for p in ("tensorboard", "tensorboardX")),
+    reason="TensorBoard is installed",
+)
+def test_tensorboard_without_the_extra_is_refused_before_training(cfg_factory):
+    with pytest.raises(ConfigError, match=r"logger.tensorboard=.*pip install -e '\.\[tensorboard\]'"):
+        validate(cfg_factory("logger=tensorboard"))

@@ -39,3 +39,21 @@ def check_run(cfg: DictConfig) -> None:
     ckpt = cfg.get("ckpt_path")
     if ckpt is not None and not Path(str(ckpt)).is_file():
         raise bad("ckpt_path", ckpt, "no such file; point it at a run's checkpoints/last.ckpt")
+
+
+def check_loggers(cfg: DictConfig) -> None:
+    """A logger whose package is missing fails here, not after data and model set-up (TensorBoard is the
+    `tensorboard` extra: Lightning takes the tensorboard or tensorboardX package)."""
+    import importlib.util
+
+    for name, lg in (cfg.get("logger") or {}).items():
+        target = str((lg or {}).get("_target_", ""))
+        if target.endswith("TensorBoardLogger") and not any(
+            importlib.util.find_spec(p) for p in ("tensorboard", "tensorboardX")
+        ):
+            raise bad(
+                f"logger.{name}",
+                target,
+                "TensorBoard is not installed: pip install -e '.[tensorboard]' (an installed package: "
+                "pip install 'patchtst_hpo[tensorboard]'), or logger=csv",
+            )
