@@ -47,7 +47,7 @@ else
     FSDP=(trainer=fsdp trainer.devices=1)
     FULL_EPOCH=()
 fi
-COMMON+=(callbacks.progress.refresh_rate=0 "${EXTRA[@]}")
+COMMON+=(callbacks.progress.refresh_seconds=0 "${EXTRA[@]}")
 BENCH+=("${EXTRA[@]}")
 
 # step NAME LIMIT CMD...: run CMD under `timeout` (LIMIT, or what is left of TOTAL), log to OUT/NAME.log,

@@ -15,6 +15,7 @@ from patchtst_hpo import devices, ranks
 from patchtst_hpo.data.datamodule import ShardedShuffle
 from patchtst_hpo.errors import ConfigError, RunFailed
 from patchtst_hpo.models.arch_grid import arch_from_cfg, count_params, dims_from_cfg
+from patchtst_hpo.validation import validate
 from tests.helpers import PY, check, run_cli, sqlite_storage, sweep_args
 
 State = optuna.trial.TrialState
@@ -28,7 +29,7 @@ TINY = [
     "trainer.max_epochs=2",
     "trainer.limit_train_batches=3",
     "trainer.limit_val_batches=1",
-    "callbacks.progress.refresh_rate=0",
+    "callbacks.progress.refresh_seconds=0",
     "model.dropout=0",
     "model.attn_dropout=0",
     "model.head_dropout=0",
@@ -275,3 +276,91 @@ def test_fsdp_memory_per_rank_shards_the_state(cfg_factory):
     assert est[8]["total"] < devices.training_bytes(arch, dims, batch, "bf16-mixed")  # less than unsharded
     # one encoder layer of the 2B arch: 4 d^2 + 2 d f + 9 d + f, gathered twice (current + prefetched), bf16
     assert devices.layer_params(arch) == 4 * 2048**2 + 2 * 2048 * 8192 + 9 * 2048 + 8192
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["trainer=ddp"],
+            r"^trainer.accelerator=gpu: this machine has no CUDA GPU; use trainer=cpu, or trainer=ddp_cpu",
+        ),
+        (
+            ["trainer=fsdp", "trainer.accelerator=cpu"],
+            r"^trainer.strategy=FSDPStrategy: FSDP .* cannot run on CPU "
+            r"\(nor autocast trainer.precision=bf16-mixed there\)",
+        ),
+        (
+            ["trainer.precision=16-mixed", "optimizer.fused=false"],
+            r"^trainer.precision=16-mixed: fp16 autocast needs a GPU",
+        ),
+        (
+            ["trainer=ddp_cpu", "trainer.devices=64"],
+            r"^trainer.devices=64: 64 CPU training processes on the \d+ cores",
+        ),
+        (
+            ["trainer=ddp_cpu", "trainer.use_distributed_sampler=true"],
+            r"^trainer.use_distributed_sampler=True: the Data",
+        ),
+        (
+            ["trainer.gradient_clip_algorithm=max"],
+            r"^trainer.gradient_clip_algorithm=max: use norm, value or null",
+        ),
+    ],
+)
+def test_what_cannot_run_here_is_refused_in_one_line(cfg_factory, overrides, message):
+    if torch_cuda() and overrides[0] in ("trainer=ddp",):
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(ConfigError, match=message):
+        validate(cfg_factory("budget=tiny", *overrides))
+
+
+def test_a_cpu_impossible_combination_is_refused_before_the_run_folder(tmp_path, data_dir):
+    run = tmp_path / "run"
+    r = run_cli(
+        [
+            "-m",
+            "patchtst_hpo.train",
+            "budget=tiny",
+            "trainer=fsdp",
+            "trainer.accelerator=cpu",
+            f"paths.data_dir={data_dir}",
+            f"hydra.run.dir={run}",
+        ]
+    )
+    assert r.returncode == 2 and not run.exists()
+    assert r.stderr.strip().splitlines()[-1].startswith("error: trainer.strategy=FSDPStrategy: FSDP shards")
+
+
+def torch_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+@pytest.mark.slow
+def test_a_hung_rank_fails_the_run_after_the_timeout(tmp_path, data_dir):
+    """Rank 1 hangs (SIGSTOP) mid-epoch: rank 0's collective times out (trainer.strategy.timeout), the hung rank
+    is killed after the grace, and the run exits 1 with one line; nothing waits forever."""
+    run = tmp_path / "run"
+    r = run_cli(
+        [
+            *TINY,
+            "trainer=ddp_cpu",
+            "trainer.strategy.timeout.seconds=10",
+            "trainer.rank_grace_seconds=5",
+            "+callbacks.stop._target_=tests.rank_probes.StopRank",
+            "+callbacks.stop.rank=1",
+            "+callbacks.stop.trial=0",
+            "+callbacks.stop.sig=STOP",
+            f"paths.data_dir={data_dir}",
+            f"hydra.run.dir={run}",
+        ],
+        timeout=300,
+    )
+    assert r.returncode == 1, r.stderr[-3000:]
+    line = r.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: rank 0 of 2 failed: ") and line.endswith(
+        f"then rank 1 stopped (logs: {run}/ranks)"
+    )
+    assert not (run / "metrics.json").exists()

@@ -7,7 +7,8 @@ For single runs it also runs before Hydra makes the run folder (`cli.ValidateOnR
 
 One module per concern: `run` (unknown `+` keys, seed, test, checkpoint), `training` (optimizer, scheduler,
 Trainer), `data` (windows, splits, tier, dataset dates), `model` (task, model, budget, arch in budget),
-`objective`; `values` has the helpers (`bad`, `in_range`, `one_of`). A new check: a `check_<what>(cfg)`
+`objective`, `processes` (devices this machine lacks, CPU-impossible precision/strategy; imports torch, so
+it runs after the cheap ones); `values` has the helpers (`bad`, `in_range`, `one_of`). A new check: a `check_<what>(cfg)`
 in the module of its concern, added to `CHEAP_CHECKS` below (in order: cheapest and most common first).
 """
 
@@ -19,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from patchtst_hpo.errors import ConfigError
 from patchtst_hpo.models.arch_grid import Arch, Dims, arch_from_cfg, count_params, dims_from_cfg
-from patchtst_hpo.validation import data, model, objective, run, training
+from patchtst_hpo.validation import data, model, objective, processes, run, training
 
 CHEAP_CHECKS: list[Callable[[DictConfig], None]] = [
     run.check_unknown_keys,
@@ -49,7 +50,8 @@ def validate(cfg: DictConfig) -> tuple[Arch, Dims]:
     arch = arch_from_cfg(cfg)
     dims = dims_from_cfg(cfg)
     model.check_arch_in_budget(cfg, arch, dims)
-    from patchtst_hpo.devices import check_memory  # imports torch: after every cheap check
+    processes.check_processes(cfg)  # imports torch: after every cheap check
+    from patchtst_hpo.devices import check_memory
 
     check_memory(cfg, count_params(arch, dims))
     return arch, dims

@@ -71,6 +71,11 @@ def check_trainer(cfg: DictConfig) -> None:
     if t.get("precision") is not None and str(t.precision) not in PRECISIONS:
         raise bad("trainer.precision", t.precision, f"use one of {', '.join(PRECISIONS)}")
     in_range(cfg, "trainer.gradient_clip_val", 0, None, "must be >= 0 (0 or null: no clipping)")
+    if t.get("gradient_clip_algorithm") not in (None, "norm", "value"):
+        raise bad(
+            "trainer.gradient_clip_algorithm", t.gradient_clip_algorithm, "use norm, value or null (norm)"
+        )
+    in_range(cfg, "trainer.rank_grace_seconds", 0, None, "seconds >= 0 the other ranks get after one fails")
     in_range(cfg, "trainer.accumulate_grad_batches", 1, None, "must be >= 1")
     if str(t.precision).startswith("16") and cfg.optimizer.get("fused") and t.gradient_clip_val:
         raise ConfigError(
