@@ -59,6 +59,10 @@ def run(bcfg: DictConfig, out: Path) -> dict[str, Any]:
         )
     if "trial_overhead" in chosen:
         res["trial_overhead"] = sections.trial_overhead_section(bcfg, data_dir)
+    if "transfer" in chosen:  # issue 23: lr transfer under mup, and a budget ladder searched with transfer
+        from patchtst_hpo.bench.transfer import transfer_section
+
+        res["transfer"] = transfer_section(bcfg, out)
     if "param_accounting" in chosen:
         res["param_accounting_2b"] = sections.param_accounting_section(bcfg)
     res["gpu"] = (

@@ -65,6 +65,10 @@ def markdown(res: dict) -> str:
             f"{p['seconds']:.2f}s, peak Python allocations {p['peak_python_mib']:.1f} MiB.",
         ]
     lines += ["", *_gpu(res["gpu"])]
+    if "transfer" in res:  # issue 23's section (bench/transfer.py)
+        from patchtst_hpo.bench.transfer import transfer_markdown
+
+        lines += transfer_markdown(res["transfer"])
     return "\n".join(lines) + "\n"
 
 

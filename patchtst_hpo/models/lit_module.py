@@ -203,12 +203,17 @@ class LitPatchTST(L.LightningModule):
     def on_train_start(self) -> None:
         self.train_started_at = time.time()  # wall clock: set-up ends, the first step begins
 
-    def configure_optimizers(self):
-        # Matrices decay, vectors and the positional embedding do not; µP/depth lr multipliers per group.
+    def make_optimizer(self, total_steps: int) -> tuple[torch.optim.Optimizer, LambdaLR | None]:
+        """The configured optimizer over the parametrisation's groups, and its per-step schedule (or None).
+
+        Matrices decay, vectors and the positional embedding do not; µP/depth lr multipliers per group."""
         opt = self.optimizer_fn(mup.param_groups(self.model, self.model.scales))
         mup.apply_lr_multipliers(opt)  # before the scheduler records each group's initial lr
-        if self.scheduler_fn is None:
+        return opt, None if self.scheduler_fn is None else self.scheduler_fn(opt, total_steps=total_steps)
+
+    def configure_optimizers(self):
+        total = int(self.trainer.estimated_stepping_batches) if self.scheduler_fn is not None else 0
+        opt, sched = self.make_optimizer(total)
+        if sched is None:
             return opt
-        total = int(self.trainer.estimated_stepping_batches)
-        sched = self.scheduler_fn(opt, total_steps=total)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
