@@ -40,6 +40,7 @@ class BudgetOptunaSweeperSchema:
     params: Any = None  # {key: override grammar}
     custom_search_space: Any = None  # dotted path of fn(cfg, trial) that suggests more params
     planner: Any = None  # dotted path of a Planner subclass (patchtst_hpo.hpo.planner); null = one study
+    transfer_from: Any = None  # a finished study whose best training hyperparameters the studies reuse
     heartbeat_interval: int = 10  # s between heartbeats of a running trial (RDB and journal storages)
     grace_period: int = 30  # s without a heartbeat after which a RUNNING trial is failed and re-queued
     max_retry: int = 3  # how often a lost trial's configuration is queued again (a shape extreme: always)

@@ -79,6 +79,10 @@ def _seen(m: dict, trial_attrs: dict) -> dict:
     }
 
 
+def _hp_from(t: object) -> str | None:
+    return f"{t.get('study')} trial {t.get('trial')}" if isinstance(t, dict) else None
+
+
 def trials_table(storage: BaseStorage, names: list[str]) -> pd.DataFrame:
     """Every trial of the named studies with its arch, hyperparameters, state, objective, compute and run folder."""
     rows = []
@@ -106,6 +110,9 @@ def trials_table(storage: BaseStorage, names: list[str]) -> pd.DataFrame:
                 "train_fraction": _train_fraction(attrs, t.params, m),
                 **_seen(m, t.user_attrs),
                 "enqueued": t.user_attrs.get("enqueued"),
+                "hp_from": _hp_from(
+                    attrs.get("transfer_from")
+                ),  # hydra.sweeper.transfer_from (hpo/transfer.py)
                 "trial_kind": kinds[t.number],
                 "wall_seconds": (t.datetime_complete - t.datetime_start).total_seconds()
                 if t.datetime_complete and t.datetime_start

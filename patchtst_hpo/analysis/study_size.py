@@ -68,4 +68,6 @@ def summary(trials: pd.DataFrame, study: str) -> dict:
             "extremes plus the sampler's n_startup_trials)"
         )
     sentence = f"{study}: {len(t)} finished trials ({parts or 'none'}): {kind}, {why}"
+    if "hp_from" in t and t["hp_from"].notna().any():  # hydra.sweeper.transfer_from
+        sentence += f"; its training hyperparameters came from {t['hp_from'].dropna().iloc[0]}"
     return {"study": study, "finished": len(t), **n, "unknown": unknown, "kind": kind, "sentence": sentence}

@@ -5,16 +5,19 @@ Each cell of the command-line grid (`budget=tiny,2M task=...`) is one study name
 budget and data dims, with the shape extremes enqueued first, and its identity holds the data's contents (the
 processed dataset's version and sha256, its raw inputs', the pipeline version). Every
 job gets the objective, `test=false` and, with a shared storage, the `trial.*` keys it reports through.
+With `hydra.sweeper.transfer_from` the training hyperparameters are the source study's best (hpo/transfer.py):
+fixed in every study, no longer searched, and recorded in its identity and `transfer_from` attribute.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
 import optuna
 
-from patchtst_hpo.hpo import search_space
+from patchtst_hpo.hpo import search_space, transfer
 from patchtst_hpo.hpo.planner import Planner, StudyPlan
 
 log = logging.getLogger(__name__)
@@ -22,8 +25,16 @@ log = logging.getLogger(__name__)
 
 class BudgetPlanner(Planner):
     grid_as_studies = True  # a command-line comma list is a grid of studies
+    supports_transfer = True
+    _transfer: transfer.Transfer | None = None  # set by studies() under hydra.sweeper.transfer_from
 
     def studies(self, plan: search_space.SweepPlan) -> list[StudyPlan]:
+        ctx = self.ctx
+        self._transfer = None
+        if ctx.transfer_from is not None:
+            url = ctx.public_url if ctx.shared_storage else None
+            self._transfer = transfer.load(url, ctx.transfer_from, len(ctx.directions))
+            plan = self._with_transfer(plan, self._transfer)
         searched_arch = (
             "arch" not in plan.grid
             and "arch" not in plan.space
@@ -34,6 +45,24 @@ class BudgetPlanner(Planner):
             overrides = [*plan.fixed, *(search_space.override(k, v) for k, v in values.items())]
             out.append(self._study(plan, values, overrides, searched_arch))
         return out
+
+    @staticmethod
+    def _with_transfer(plan: search_space.SweepPlan, t: transfer.Transfer) -> search_space.SweepPlan:
+        """The plan with the source's params fixed (a key the user fixed or gridded keeps the user's value)
+        and no longer searched."""
+        mine = {f.split("=")[0].lstrip("+~") for f in plan.fixed} | set(plan.grid)
+        fixed = [*plan.fixed, *t.overrides(skip=mine)]
+        space = {k: d for k, d in plan.space.items() if k not in t.params}
+        log.info(
+            "%s=%s: trial %d's %s (searched no more: %s; still searched: %s)",
+            transfer.KEY,
+            t.study,
+            t.trial,
+            t.params,
+            sorted(set(plan.space) - set(space)),
+            sorted(space),
+        )
+        return dataclasses.replace(plan, fixed=fixed, space=space)
 
     def _study(self, plan, values: dict[str, Any], overrides: list[str], searched_arch: bool) -> StudyPlan:
         """One grid cell's study: its config, arch candidates and extremes, identity and description."""
@@ -47,18 +76,22 @@ class BudgetPlanner(Planner):
         params_by_arch = {c.arch.name: c.params for c in cands}
         if arch_names:
             space["arch"] = optuna.distributions.CategoricalDistribution(arch_names)
+        ident = self.identity(
+            plan.space,
+            overrides,
+            arch_candidates=arch_names,
+            data_id=self._data_id(cfg),
+            data=self._data_entry(cfg),
+        )
+        if self._transfer is not None:  # recorded, and a resume under another source (or best) is refused
+            self._transfer.check_parametrization(cfg, name)
+            ident["transfer_from"] = self._transfer.provenance()
         return StudyPlan(
             name=name,
             overrides=overrides,
             space=space,
             cfg=cfg,
-            identity=self.identity(
-                plan.space,
-                overrides,
-                arch_candidates=arch_names,
-                data_id=self._data_id(cfg),
-                data=self._data_entry(cfg),
-            ),
+            identity=ident,
             values=values,
             enqueue=[{"arch": c.arch.name} for c in extremes(cands)] if cands else [],
             enqueue_as="extreme",
@@ -67,6 +100,7 @@ class BudgetPlanner(Planner):
                 "task": str(cfg.task.name),
                 "data_version": str(cfg.data.version),
                 "arch_params": params_by_arch,
+                "parametrization": transfer.parametrization(cfg),  # what a transfer from this study needs
             },
             out_dir=name,
         )

@@ -26,6 +26,7 @@ KEYS = {
     "data": "the data's contents (re-ingested or rebuilt: another version or sha256)",
     "fixed_overrides": "the plain overrides passed to every job",
     "custom_search_space": "hydra.sweeper.custom_search_space",
+    "transfer_from": "hydra.sweeper.transfer_from, or the source study's best trial (it changed)",
 }
 
 

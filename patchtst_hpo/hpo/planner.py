@@ -34,6 +34,7 @@ class SweepContext:
     shared_storage: bool  # False for the in-memory storage: jobs cannot reach it
     config: DictConfig  # the master config
     compose: Callable[[Sequence[str]], DictConfig]  # overrides -> a job's composed config
+    transfer_from: str | None = None  # hydra.sweeper.transfer_from (planners with supports_transfer)
 
 
 @dataclass
@@ -56,6 +57,7 @@ class Planner:
     """hydra-optuna-sweeper's plan: one study named `study_name`, searching the plan's space."""
 
     grid_as_studies = False  # a command-line comma list is a categorical, as upstream
+    supports_transfer = False  # hydra.sweeper.transfer_from: the budget planner's (hpo/transfer.py)
 
     def __init__(self, ctx: SweepContext) -> None:
         self.ctx = ctx

@@ -87,6 +87,7 @@ class BudgetOptunaSweeperImpl:
         params: DictConfig | None = None,
         custom_search_space: str | None = None,
         planner: str | None = None,
+        transfer_from: str | None = None,
         heartbeat_interval: int = 10,
         grace_period: int = 30,
         max_retry: int = 3,
@@ -114,6 +115,13 @@ class BudgetOptunaSweeperImpl:
             )
         self.custom_search_space = get_method(custom_search_space) if custom_search_space else None
         self.planner_cls = planner_mod.load(planner)  # from the user's config, a Planner subclass
+        self.transfer_from = None if transfer_from is None else str(transfer_from)
+        if self.transfer_from is not None and not self.planner_cls.supports_transfer:
+            raise ConfigError(
+                f"hydra.sweeper.transfer_from={self.transfer_from}: planner {self.planner_cls.__name__} cannot take "
+                f"hyperparameters from another study; use hydra.sweeper.planner=patchtst_hpo.hpo.budget_planner."
+                f"BudgetPlanner (hydra/sweeper=patchtst) or drop transfer_from"
+            )
         self.params = dict(params or {})
         self._grid_space: dict[str, list] | None = None
         self.job_idx = 0
@@ -140,6 +148,7 @@ class BudgetOptunaSweeperImpl:
                 shared_storage=self._memory is None,
                 config=config,
                 compose=self._compose,
+                transfer_from=self.transfer_from,
             )
         )
 
