@@ -21,7 +21,7 @@ FAST = [
     "trainer.max_epochs=1",
     "trainer.limit_train_batches=2",
     "trainer.limit_val_batches=1",
-    "callbacks.progress.refresh_rate=0",
+    "callbacks.progress.refresh_seconds=0",
     "logger=none",
     "callbacks.lr_monitor=null",
 ]
@@ -47,7 +47,7 @@ def sweep(tmp_path, data_dir, storage, name, *extra):
 
 def test_transfer_fixes_the_source_best_and_searches_the_arch_only(tmp_path, data_dir):
     storage = sqlite_storage(tmp_path)
-    check(sweep(tmp_path, data_dir, storage, "src", *SPACE, "hydra.sweeper.n_trials=3"))
+    check(sweep(tmp_path, data_dir, storage, "src", *SPACE, "hydra.sweeper.n_trials=2"))
     src = optuna.load_study(study_name="src.tiny.h1_1pct", storage=storage)
     best = src.best_trial
     want = {k: v for k, v in best.params.items() if k != "arch"}
@@ -59,7 +59,7 @@ def test_transfer_fixes_the_source_best_and_searches_the_arch_only(tmp_path, dat
         storage,
         "dst",
         *SPACE,
-        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.n_trials=1",
         "hydra.sweeper.transfer_from=src.tiny.h1_1pct",
     )
     check(r)
@@ -98,7 +98,7 @@ def test_transfer_fixes_the_source_best_and_searches_the_arch_only(tmp_path, dat
         data_dir,
         storage,
         "dst",
-        "hydra.sweeper.n_trials=3",
+        "hydra.sweeper.n_trials=2",
         "hydra.sweeper.transfer_from=src.tiny.h1_1pct",
     )
     assert r.returncode == 2 and "transfer_from" in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
