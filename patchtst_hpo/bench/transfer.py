@@ -61,13 +61,6 @@ def _val_loss(lit, dm: WindowDataModule) -> tuple[float, float]:
     return total / n, float(auc(np.concatenate(ys), np.concatenate(ps)))
 
 
-def train_windows(cfg: DictConfig) -> int:
-    """Training windows of one epoch under the composed config."""
-    dm = WindowDataModule(cfg.data, cfg.task, int(cfg.seed))
-    dm.setup()
-    return len(dm.datasets["train"])
-
-
 def sweep_run(cfg: DictConfig, dm: WindowDataModule, steps: int, tail: int) -> dict:
     """Train the composed config's model for `steps` steps (seeded by `cfg.seed`): the mean training loss of
     the last `tail` steps (what µP's lr transfer is about; TP5 Fig. 1), and the val loss and AUC at the end."""
@@ -154,6 +147,7 @@ def transfer_section(bcfg: DictConfig, out: Path) -> dict:
             "rows": rows,
             "best": best_lrs(rows, [float(v) for v in s.lrs]),
         }
+        plot_sweep(res["lr_sweep"], out / "lr_sweep.png")
     if "ladder" in t.parts:
         from patchtst_hpo.bench.transfer_ladder import ladder
 
@@ -168,6 +162,36 @@ def _lr(v: float) -> str:
 def _mean(rows: list[dict], key: str, par: str, width: int, lr: float) -> float:
     v = [r[key] for r in rows if (r["parametrization"], r["width"], r["lr"]) == (par, width, lr)]
     return float("nan") if not v or any(x is None for x in v) else float(np.mean(v))
+
+
+def plot_sweep(sw: dict, path: Path) -> None:
+    """Training loss against lr, one line per width, a panel per parametrisation (the µP paper's Figure 1)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    lrs = [float(v) for v in sw["config"]["lrs"]]
+    pars = list(sw["best"])
+    fig, axes = plt.subplots(1, len(pars), figsize=(5 * len(pars), 3.6), sharey=True, squeeze=False)
+    for ax, par in zip(axes[0], pars, strict=True):
+        for width in sw["best"][par]["best_lr"]:
+            ax.plot(
+                lrs,
+                [_mean(sw["rows"], "train_loss", par, int(width), lr) for lr in lrs],
+                "o-",
+                label=f"d={width}",
+            )
+        ax.set(
+            xscale="log",
+            xlabel="optimizer.lr",
+            title=f"{par}: best lr moves {sw['best'][par]['shift_grid_steps']} step(s)",
+        )
+        ax.legend(fontsize=8)
+    axes[0][0].set_ylabel(f"train loss (last {sw['config']['tail']} steps)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def sweep_markdown(sw: dict) -> list[str]:

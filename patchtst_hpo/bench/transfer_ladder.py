@@ -101,12 +101,19 @@ def _confirm(root: Path, lc: DictConfig, study: optuna.Study, out: Path) -> dict
     }
 
 
+def _train_windows(cfg: DictConfig) -> int:
+    """Training windows of one epoch under the composed config."""
+    from patchtst_hpo.data.datamodule import WindowDataModule
+
+    dm = WindowDataModule(cfg.data, cfg.task, int(cfg.seed))
+    dm.setup()
+    return len(dm.datasets["train"])
+
+
 def _summary(root: Path, lc: DictConfig, study: optuna.Study, out: Path) -> dict:
     """Trials, pruned, search FLOPs (recorded, else estimated for pruned trials) and the confirmation."""
-    from patchtst_hpo.bench.transfer import train_windows
-
     cfg = compose("train", [*_job(root, lc, study, {}), "arch=d4_l1_h1_f8"])
-    n_train, dims = train_windows(cfg), arch_grid.dims_from_cfg(cfg)
+    n_train, dims = _train_windows(cfg), arch_grid.dims_from_cfg(cfg)
     per_epoch = {
         a: arch_grid.train_flops(arch_grid.Arch.from_name(a), dims, n_train)
         for a in study.user_attrs.get("arch_params", {})
