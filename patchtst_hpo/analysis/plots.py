@@ -21,9 +21,8 @@ BASELINE_COLOR = {"logistic": "C3", "gbdt": "C4", "volatility_logistic": "C5", "
 
 
 def ci_label(block: int) -> str:
-    """The one kind of interval on a figure's legend."""
-    kind = f"circular block bootstrap, blocks of {block}" if block > 1 else "bootstrap"
-    return f"95% CI: {kind} over test rows"
+    """The one kind of interval on a figure's legend (analysis/uncertainty.py)."""
+    return f"95% CI: bootstrap over seeds and test dates (blocks of {block})"
 
 
 def title(text: str, width: int = 150) -> str:
