@@ -75,14 +75,19 @@ def one_line(exc: BaseException) -> str:
         r"Could not find '([^']+)'\s*Available options in '([^']+)':(.*?)(?:Config search path|$)", top
     )
     if m:
-        wanted, options = m.group(1).split("/")[-1], m.group(3).split()
+        group, _, wanted = m.group(1).rpartition("/")
+        options = [o for o in m.group(3).split() if not o.endswith("_schema")]  # schemas are not choices
         close = difflib.get_close_matches(wanted, options, n=5, cutoff=0.5)
         shown = ", ".join(options if len(options) <= 12 else close or options[:12])
         what = "closest" if len(options) > 12 and close else "choose one of"
         more = f" ({len(options)} in all)" if len(options) > 12 else ""
-        return (
-            f"{m.group(1).replace('/', '=', 1)}: no such option in conf/{m.group(2)}/; {what}: {shown}{more}"
-        )
+        said = f"{group}={wanted}: no such option in conf/{m.group(2)}/; {what}: {shown}{more}"
+        if m.group(1) == "hydra/sweeper/optuna":  # a hydra-optuna-sweeper (lightning-hydra-template) config
+            said += (
+                " (optuna is hydra-optuna-sweeper's sweeper, not installed; this project's is "
+                "hydra/sweeper=patchtst, or budget_optuna for the plugin's bare defaults: docs/hpo.md, Migration)"
+            )
+        return said
     top = re.sub(r"\s*Config search path:.*$", "", top)
     return top.replace(
         "Set the environment variable HYDRA_FULL_ERROR=1 for a complete stack trace.", ""

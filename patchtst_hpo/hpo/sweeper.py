@@ -151,6 +151,19 @@ class BudgetOptunaSweeperImpl:
                 transfer_from=self.transfer_from,
             )
         )
+        self._say_bare_defaults(config)
+
+    def _say_bare_defaults(self, config: DictConfig) -> None:
+        """An app with budget and grid groups (this project) swept by the plugin's bare defaults (what
+        swapping `optuna` for `budget_optuna` in a lightning-hydra-template file gives): said, not silent."""
+        choices = OmegaConf.select(config, "hydra.runtime.choices") or {}
+        if "budget" in choices and "grid" in choices and self.planner_cls is planner_mod.Planner:
+            log.warning(
+                "hydra/sweeper=budget_optuna is the plugin's bare defaults: storage %s, pruner %s, one study "
+                "(no budget grid, no arch candidates); this project's defaults are hydra/sweeper=patchtst",
+                "null (in memory, nothing saved)" if self._memory is not None else self.public_url,
+                self.pruner_spec["name"],
+            )
 
     def _hide_password(self, config: DictConfig) -> None:
         """Jobs compose their config from the master's `hydra.overrides.hydra` (and Hydra writes it to

@@ -24,6 +24,7 @@ from patchtst_hpo.validation import data, model, objective, processes, run, trai
 
 CHEAP_CHECKS: list[Callable[[DictConfig], None]] = [
     run.check_unknown_keys,
+    run.check_template_keys,
     run.check_run,
     run.check_loggers,
     training.check_optimizer,

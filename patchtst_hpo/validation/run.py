@@ -57,3 +57,20 @@ def check_loggers(cfg: DictConfig) -> None:
                 "TensorBoard is not installed: pip install -e '.[tensorboard]' (an installed package: "
                 "pip install 'patchtst_hpo[tensorboard]'), or logger=csv",
             )
+
+
+# lightning-hydra-template keys this app does not read: each says where its meaning lives here.
+LHT_KEYS = {
+    "optimized_metric": "the value returned to the sweeper is objective.metric (with objective.direction): "
+    "objective.metric={value}",
+    "tags": "this app keeps no run tags; name a run with hydra.job.name=... and a sweep's studies with "
+    "hydra.sweeper.study_name=...",
+}
+
+
+def check_template_keys(cfg: DictConfig) -> None:
+    """`optimized_metric` and `tags` (lightning-hydra-template habits) are refused with the fix, never ignored."""
+    for key, fix in LHT_KEYS.items():
+        if key in cfg:
+            value = show(cfg[key])
+            raise bad(key, value, f"lightning-hydra-template's key, not read here: {fix.format(value=value)}")
