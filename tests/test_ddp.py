@@ -181,7 +181,7 @@ def _trials(storage: str, study: str = "s.tiny.h1_1pct"):
     return sorted(optuna.load_study(study_name=study, storage=storage).get_trials(), key=lambda t: t.number)
 
 
-def _check_ddp_trials(sweep: Path, ts, n_ranks: int = 2) -> None:
+def _check_ddp_trials(sweep: Path, ts, output: str, n_ranks: int = 2) -> None:
     """Each complete trial: trained by `n_ranks` processes, one report per epoch (from rank 0), one result."""
     for t in ts:
         run = sweep / "s.tiny.h1_1pct" / str(t.number)
@@ -220,12 +220,14 @@ def test_sweep_of_two_process_trials_goes_on_when_a_rank_is_killed(tmp_path, dat
     reason = ts[0].user_attrs["fail_reason"]
     assert reason.startswith("RunFailed: rank 1 of 2 died of SIGKILL; then rank 0 stopped (logs: ")
     assert "\n" not in reason and (ts[0].datetime_complete - ts[0].datetime_start).total_seconds() < 120
-    _check_ddp_trials(sweep, ts[1:])
+    _check_ddp_trials(sweep, ts[1:], r.stdout + r.stderr)
 
 
 @pytest.mark.slow
 def test_slurm_sweep_of_two_process_trials(tmp_path, data_dir, slurm):
-    """submitit on the one-node SLURM: each trial is one job task that starts its 2 CPU ranks (tasks_per_node=1)."""
+    """submitit on the one-node SLURM: each trial is one job task that starts its 2 CPU ranks (tasks_per_node=1);
+    trial 0's rank 1 dies of SIGKILL: that trial FAILs with the reason (the job itself ends normally, so submitit
+    raises nothing in the sweeper) and the sweep goes on to 2 complete trials."""
     sweep, storage = tmp_path / "sweep", sqlite_storage(tmp_path)
     r = run_cli(
         sweep_args(
@@ -237,17 +239,26 @@ def test_slurm_sweep_of_two_process_trials(tmp_path, data_dir, slurm):
             "hydra/launcher=submitit_slurm",
             f"hydra.launcher.partition={slurm.partition}",
             "hydra.launcher.timeout_min=10",
-            "hydra.sweeper.n_jobs=2",
+            "hydra.sweeper.n_jobs=1",
             "hydra.sweeper.n_trials=2",
+            "trainer.rank_grace_seconds=5",
+            "+callbacks.stop._target_=tests.rank_probes.StopRank",
+            "+callbacks.stop.rank=1",
+            "+callbacks.stop.trial=${trial.number}",
         ),
         env=slurm.env,
-        timeout=500,
+        timeout=600,
     )
     check(r)
     ts = _trials(storage)
-    assert [t.state for t in ts] == [State.COMPLETE, State.COMPLETE]
-    assert len(list((sweep / ".submitit").iterdir())) >= 2  # each trial ran as a SLURM job
-    _check_ddp_trials(sweep, ts)
+    assert [t.state for t in ts] == [State.FAIL, State.COMPLETE, State.COMPLETE]
+    assert (
+        ts[0]
+        .user_attrs["fail_reason"]
+        .startswith("RunFailed: rank 1 of 2 died of SIGKILL; then rank 0 stopped")
+    )
+    assert len(list((sweep / ".submitit").iterdir())) >= 3  # each trial ran as a SLURM job
+    _check_ddp_trials(sweep, ts[1:], r.stdout + r.stderr)
 
 
 @pytest.mark.parametrize("trainer", ["ddp", "fsdp", "ddp_cpu"])
