@@ -117,17 +117,7 @@ class WindowDataModule(L.LightningDataModule):
             )
         if d.normalize_by not in ("symbol", "pooled"):
             raise ConfigError(f"data.normalize_by={d.normalize_by!r}: use symbol or pooled")
-        if d.get("panel"):
-            df, entry = panel.load(d.root, d.panel, d.tier, d.version)
-            blocks = _symbol_blocks(df["symbol"])
-        else:
-            df, entry = processed.load(d.root, d.ohlcv, d.tier, d.vix, d.version)
-            blocks = [(str(d.ohlcv), 0, len(df))]
-        names = entry["features"]
-        if len(names) != self.num_features:
-            raise ConfigError(
-                f"data.num_features={self.num_features} but {entry['id']} has {len(names)} features"
-            )
+        df, entry, blocks = self._load()
         ctx, h = int(d.context_length), int(task.horizon)
         dates = pd.DatetimeIndex(df["date"])
         segs = self._segments(dates, blocks, ctx, h)
@@ -143,43 +133,9 @@ class WindowDataModule(L.LightningDataModule):
                 for _, a, b in blocks
             ]
         )
-        feats = self._normalise(df[names].to_numpy(dtype=np.float64, copy=True), segs)
-        anchors = {
-            name: np.concatenate([s[i].anchors(ctx, h) for s in segs]) for i, name in enumerate(SPLITS)
-        }
-        if d.fit_on == "train_val":  # final confirmation: fit on train+val, the test period stays held out
-            anchors["train"] = np.concatenate(
-                [Segment("train_val", s[0].start, s[1].stop).anchors(ctx, h) for s in segs]
-            )
-        elif d.fit_on != "train":
-            raise ConfigError(f"data.fit_on={d.fit_on!r}: use train or train_val")
-        for name, a in anchors.items():
-            if len(a) == 0:
-                raise DataError(
-                    f"split {name!r} has no complete sample in {entry['id']} (context_length + horizon = "
-                    f"{ctx + h} rows per symbol); move data.split boundaries or use more data"
-                )
-        all_train = len(anchors["train"])
-        if fraction < 1:  # a seeded subset; a smaller fraction keeps a subset of a larger one's windows
-            keep = np.random.default_rng([self.seed, 1]).permutation(all_train)[
-                : max(1, round(fraction * all_train))
-            ]
-            anchors["train"] = np.sort(anchors["train"][keep])
-        train_labels = labels
-        if d.shuffle_labels:  # training labels only: val/test stay real, so a leak would still score > 0.5
-            a = anchors["train"]
-            train_labels = labels.copy()
-            train_labels[a] = np.random.default_rng(self.seed).permutation(labels[a])
-        x = torch.from_numpy(feats.astype(np.float32))
-        multiclass = int(task.num_classes) > 1
-        dtype = torch.long if multiclass else torch.float32
-        y = torch.from_numpy(np.nan_to_num(labels, nan=0.0)).to(dtype)
-        y_train = (
-            y if train_labels is labels else torch.from_numpy(np.nan_to_num(train_labels, nan=0.0)).to(dtype)
-        )
-        self.datasets = {
-            name: WindowDataset(x, y_train if name == "train" else y, a, ctx) for name, a in anchors.items()
-        }
+        feats = self._normalise(df[entry["features"]].to_numpy(dtype=np.float64, copy=True), segs)
+        anchors, all_train = self._anchors(segs, ctx, h, entry, fraction)
+        self.datasets = self._datasets(feats, labels, anchors, ctx)
         self.info = self._describe(entry, dates, segs, blocks, anchors, labels, all_train)
         symbols = df["symbol"].to_numpy() if "symbol" in df else np.full(len(df), str(d.ohlcv), dtype=object)
         self.rows = pd.DataFrame(
@@ -199,6 +155,70 @@ class WindowDataModule(L.LightningDataModule):
                 for k, v in self.info["splits"].items()
             ),
         )
+
+    def _load(self) -> tuple[pd.DataFrame, dict, list[tuple[str, int, int]]]:
+        """The processed rows (a panel or one series), its manifest entry and each symbol's row block."""
+        d = self.data_cfg
+        if d.get("panel"):
+            df, entry = panel.load(d.root, d.panel, d.tier, d.version)
+            blocks = _symbol_blocks(df["symbol"])
+        else:
+            df, entry = processed.load(d.root, d.ohlcv, d.tier, d.vix, d.version)
+            blocks = [(str(d.ohlcv), 0, len(df))]
+        if len(entry["features"]) != self.num_features:
+            raise ConfigError(
+                f"data.num_features={self.num_features} but {entry['id']} has {len(entry['features'])} features"
+            )
+        return df, entry, blocks
+
+    def _anchors(
+        self, segs, ctx: int, h: int, entry: dict, fraction: float
+    ) -> tuple[dict[str, np.ndarray], int]:
+        """Anchor rows of each split (train+val for fit_on=train_val; a seeded subset of train for a
+        fraction < 1), and how many training windows there were before the subset."""
+        fit_on = self.data_cfg.fit_on
+        anchors = {
+            name: np.concatenate([s[i].anchors(ctx, h) for s in segs]) for i, name in enumerate(SPLITS)
+        }
+        if fit_on == "train_val":  # final confirmation: fit on train+val, the test period stays held out
+            anchors["train"] = np.concatenate(
+                [Segment("train_val", s[0].start, s[1].stop).anchors(ctx, h) for s in segs]
+            )
+        elif fit_on != "train":
+            raise ConfigError(f"data.fit_on={fit_on!r}: use train or train_val")
+        for name, a in anchors.items():
+            if len(a) == 0:
+                raise DataError(
+                    f"split {name!r} has no complete sample in {entry['id']} (context_length + horizon = "
+                    f"{ctx + h} rows per symbol); move data.split boundaries or use more data"
+                )
+        all_train = len(anchors["train"])
+        if fraction < 1:  # a seeded subset; a smaller fraction keeps a subset of a larger one's windows
+            keep = np.random.default_rng([self.seed, 1]).permutation(all_train)[
+                : max(1, round(fraction * all_train))
+            ]
+            anchors["train"] = np.sort(anchors["train"][keep])
+        return anchors, all_train
+
+    def _datasets(
+        self, feats: np.ndarray, labels: np.ndarray, anchors: dict[str, np.ndarray], ctx: int
+    ) -> dict[str, WindowDataset]:
+        """One tensor of features and of labels shared by every split (training labels shuffled for the
+        shuffled-label control: val/test stay real, so a leak would still score > 0.5)."""
+        train_labels = labels
+        if self.data_cfg.shuffle_labels:
+            a = anchors["train"]
+            train_labels = labels.copy()
+            train_labels[a] = np.random.default_rng(self.seed).permutation(labels[a])
+        x = torch.from_numpy(feats.astype(np.float32))
+        dtype = torch.long if int(self.task_cfg.num_classes) > 1 else torch.float32
+        y = torch.from_numpy(np.nan_to_num(labels, nan=0.0)).to(dtype)
+        y_train = (
+            y if train_labels is labels else torch.from_numpy(np.nan_to_num(train_labels, nan=0.0)).to(dtype)
+        )
+        return {
+            name: WindowDataset(x, y_train if name == "train" else y, a, ctx) for name, a in anchors.items()
+        }
 
     def anchor_frame(self, split: str) -> pd.DataFrame:
         """One row per sample of `split`, in prediction order: date, symbol, ret (close[t+1]/close[t] - 1 of

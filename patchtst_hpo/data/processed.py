@@ -88,17 +88,7 @@ def build(
     """
     root = Path(root)
     features.feature_names(tier, with_vix=bool(vix))  # unknown tier -> ConfigError before any work
-    raw, raw_entry = load_raw(root, ohlcv, version)
-    inputs = [{"name": ohlcv, "version": raw_entry["version"], "sha256": raw_entry["sha256"]}]
-    vix_df = None
-    if vix:
-        vix_df, vix_entry = load_raw(root, vix)
-        if "vix" not in vix_df.columns:
-            raise DataError(
-                f"dataset {vix!r} has columns {list(vix_df.columns)}, no 'vix'; ingest it with "
-                f"--value-column vix"
-            )
-        inputs.append({"name": vix, "version": vix_entry["version"], "sha256": vix_entry["sha256"]})
+    raw, vix_df, inputs = _raw_inputs(root, ohlcv, version, vix)
     did = dataset_id(ohlcv, tier, vix)
     manifest = processed_manifest(root)
     key = {"tier": tier, "inputs": inputs, "pipeline_version": PIPELINE_VERSION}
@@ -135,6 +125,24 @@ def build(
         seconds,
     )
     return entry, "built"
+
+
+def _raw_inputs(
+    root: Path, ohlcv: str, version: int | str, vix: str | None
+) -> tuple[pd.DataFrame, pd.DataFrame | None, list[dict]]:
+    """The sha256-checked raw OHLCV (and VIX) frames, and the `inputs` record of the processed entry."""
+    raw, raw_entry = load_raw(root, ohlcv, version)
+    inputs = [{"name": ohlcv, "version": raw_entry["version"], "sha256": raw_entry["sha256"]}]
+    vix_df = None
+    if vix:
+        vix_df, vix_entry = load_raw(root, vix)
+        if "vix" not in vix_df.columns:
+            raise DataError(
+                f"dataset {vix!r} has columns {list(vix_df.columns)}, no 'vix'; ingest it with "
+                f"--value-column vix"
+            )
+        inputs.append({"name": vix, "version": vix_entry["version"], "sha256": vix_entry["sha256"]})
+    return raw, vix_df, inputs
 
 
 def _intact(manifest: Manifest, entry: Entry) -> bool:
