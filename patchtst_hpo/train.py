@@ -43,7 +43,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     import lightning as L  # seconds to import: only once the config is known to be good
 
     from patchtst_hpo.data.datamodule import WindowDataModule
-    from patchtst_hpo.devices import data_to_device, need_bytes, peak_bytes
+    from patchtst_hpo.devices import data_to_device
     from patchtst_hpo.progress import quiet_lightning
 
     quiet_lightning()
@@ -63,7 +63,17 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     t_fit = time.perf_counter()
     trainer.fit(lit, datamodule=dm, ckpt_path=cfg.ckpt_path)
     fit_seconds = time.perf_counter() - t_fit  # the training loop alone (set-up is wall - fit)
-    samples_seen = lit.samples_seen * int(trainer.world_size)  # DDP shards are padded to equal sizes
+    ckpt, best_epoch = _evaluate(cfg, trainer, lit, dm)
+    timing = {"t0": t0, "fit_seconds": fit_seconds}
+    result = _result(cfg, arch, dims, trainer, lit, dm, params, ckpt, best_epoch, **timing)
+    if trainer.is_global_zero:  # under DDP every rank evaluates the same full val/test sets
+        _write_outputs(trainer, lit, out_dir, result)
+    log.info(_summary(cfg, result))
+    return result
+
+
+def _evaluate(cfg: DictConfig, trainer, lit, dm) -> tuple[str | None, int | None]:
+    """The best checkpoint on val (and test): (its path, its epoch)."""
     ckpt = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
     best_epoch = run_record.best_epoch(ckpt)
     # The best checkpoint is reloaded only when it is not the last epoch: otherwise the weights in memory are
@@ -72,10 +82,32 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     trainer.validate(lit, datamodule=dm, ckpt_path=evaluate, verbose=False)
     if cfg.test:
         trainer.test(lit, datamodule=dm, ckpt_path=evaluate, verbose=False)
+    return ckpt, best_epoch
+
+
+def _result(
+    cfg: DictConfig,
+    arch,
+    dims,
+    trainer,
+    lit,
+    dm,
+    params: int,
+    ckpt,
+    best_epoch,
+    *,
+    t0: float,
+    fit_seconds: float,
+) -> dict[str, Any]:
+    """What a finished run reports (metrics.json): the objective, metrics, sizes, accounting, timings."""
+    from patchtst_hpo.devices import need_bytes, peak_bytes
+
+    out_dir = Path(cfg.paths.output_dir)
+    samples_seen = lit.samples_seen * int(trainer.world_size)  # DDP shards are padded to equal sizes
     split, _, name = cfg.objective.metric.partition("/")
     objective = float(lit.results[split][name])
     by_rank = ranks.gather(objective)  # every rank evaluated the same full val set: the same value
-    result = {
+    return {
         "objective": objective,
         "objective_metric": cfg.objective.metric,
         "val": lit.results.get("val", {}),
@@ -108,15 +140,16 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "warnings": run_record.reliability_warnings(cfg, lit.predictions),
         "provenance": run_record.provenance(),
     }
-    if trainer.is_global_zero:  # under DDP every rank evaluates the same full val/test sets
-        write_json(out_dir / "metrics.json", result)
-        for cb in trainer.callbacks:
-            if hasattr(cb, "record"):  # the sweep trial's pruning callback: accounting onto the trial
-                cb.record(result)
-        for split_name, (y, p) in lit.predictions.items():
-            np.savez_compressed(out_dir / f"predictions_{split_name}.npz", y=y, p=p)
-    log.info(_summary(cfg, result))
-    return result
+
+
+def _write_outputs(trainer, lit, out_dir: Path, result: dict[str, Any]) -> None:
+    """metrics.json, the trial's accounting (through the pruning callback) and the predictions (rank 0)."""
+    write_json(out_dir / "metrics.json", result)
+    for cb in trainer.callbacks:
+        if hasattr(cb, "record"):  # the sweep trial's pruning callback: accounting onto the trial
+            cb.record(result)
+    for split_name, (y, p) in lit.predictions.items():
+        np.savez_compressed(out_dir / f"predictions_{split_name}.npz", y=y, p=p)
 
 
 def _summary(cfg: DictConfig, result: dict[str, Any]) -> str:

@@ -8,6 +8,8 @@ Imports nothing heavy at module level, so the CLI layer can use it before a run 
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -57,6 +59,18 @@ def pop_waiting_trial_id(study: optuna.Study) -> int | None:
     return study._pop_waiting_trial_id()
 
 
+def take_trial_id(study: optuna.Study) -> int:
+    """The first step of the sweeper's two-step ask: a queued trial or a new one, its heartbeat recorded at
+    once (a trial without heartbeat is recovered only after the grace period)."""
+    storage = study._storage
+    trial_id = study._pop_waiting_trial_id()
+    if trial_id is None:
+        trial_id = storage.create_new_trial(study._study_id)
+    if heartbeat_enabled(storage):  # every storage but in-memory
+        storage.record_heartbeat(trial_id)
+    return trial_id
+
+
 def unwrap_storage(storage: optuna.storages.BaseStorage) -> optuna.storages.BaseStorage:
     """`_CachedStorage._backend`: a study wraps an RDBStorage in a cache; its heartbeat settings
     (`grace_period`) live on the wrapped storage, which has no public accessor."""
@@ -89,6 +103,15 @@ def heartbeat_thread(trial_id: int, storage: optuna.storages.BaseStorage):
     from optuna.storages._heartbeat import get_heartbeat_thread
 
     return get_heartbeat_thread(trial_id, storage)
+
+
+@contextlib.contextmanager
+def heartbeats(study: optuna.Study, trials: Sequence[optuna.trial.Trial]) -> Iterator[None]:
+    """A heartbeat thread beside each trial of a batch while the block runs (the launcher's batch)."""
+    with contextlib.ExitStack() as beating:
+        for t in trials:
+            beating.enter_context(heartbeat_thread(t._trial_id, study._storage))
+        yield
 
 
 def stale_trial_ids(storage: optuna.storages.BaseStorage, study_id: int) -> list[int]:

@@ -190,12 +190,8 @@ class BudgetOptunaSweeperImpl:
         """`study.ask()` in two steps: take a queued trial or create one and record its heartbeat at once
         (a trial without heartbeat is recovered only after the grace period), then build the Trial (which
         samples) with this process's sampler, seeded on its first trial."""
+        trial_id = optuna_private.take_trial_id(study)
         storage = optuna_private.storage(study)
-        trial_id = optuna_private.pop_waiting_trial_id(study)
-        if trial_id is None:
-            trial_id = storage.create_new_trial(optuna_private.study_id(study))
-        if optuna_private.heartbeat_enabled(storage):  # every storage but in-memory
-            storage.record_heartbeat(trial_id)
         storage.set_trial_user_attr(trial_id, "sweeper_host", HOST)  # same-host fast path of recovery
         storage.set_trial_user_attr(trial_id, "sweeper_pid", os.getpid())
         if study.study_name not in self._seeded:
@@ -351,10 +347,7 @@ class BudgetOptunaSweeperImpl:
 
     def _launch(self, study: optuna.Study, batch: list, overrides: list[list[str]]) -> Sequence[JobReturn]:
         """Run one batch through Hydra's launcher, a heartbeat thread beside each trial."""
-        with contextlib.ExitStack() as beating:
-            storage = optuna_private.storage(study)
-            for t in batch:
-                beating.enter_context(optuna_private.heartbeat_thread(optuna_private.trial_id(t), storage))
+        with optuna_private.heartbeats(study, batch):
             returns = self.launcher.launch(overrides, initial_job_idx=self.job_idx)
         self.job_idx += len(batch)
         return returns
