@@ -100,6 +100,7 @@ def _result(
     fit_seconds: float,
 ) -> dict[str, Any]:
     """What a finished run reports (metrics.json): the objective, metrics, sizes, accounting, timings."""
+    from patchtst_hpo import ranks
     from patchtst_hpo.devices import need_bytes, peak_bytes
 
     out_dir = Path(cfg.paths.output_dir)
