@@ -136,7 +136,8 @@ def _sharpe(r) -> list[str]:
         "",
         "Long when p >= threshold for the next day, else flat; transformer p = seed mean. Thresholds are "
         "chosen on val predictions of models fit on the training rows only (PatchTST: the study's own trial; "
-        "baselines: a train-only fit), never on rows the scored model trained on.",
+        "baselines: a train-only fit), never on rows the scored model trained on. That fit and the train+val "
+        "refit may put probabilities on different scales: exposure shows where the threshold landed.",
         "",
     ]
     if "equity" in r.figures:
