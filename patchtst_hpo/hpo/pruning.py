@@ -1,11 +1,11 @@
 """Job side of a trial: report the monitored metric once per training epoch and let the study prune.
 
-The job rebuilds its trial from the shared storage (it may run in another process or on another machine,
-e.g. under submitit), with the pruner the sweeper stored on the study, so `should_prune()` gives the
-same answer it would in the sweeper. The stored pruner is data (hpo/pruners.py): only allowlisted Optuna
-pruners with plain arguments are built. Reports happen during `trainer.fit` only: the post-fit
-`trainer.validate(best checkpoint)` and `trainer.test` never report, so a trial that trained to the end is
-never pruned.
+The job opens its trial in the shared storage (it may run in another process or on another machine,
+e.g. under submitit) through `job_trial.JobTrial`, with the pruner the sweeper stored on the study, so
+`should_prune()` gives the answer Optuna's pruner gives, without reading the whole study at each report.
+The stored pruner is data (hpo/pruners.py): only allowlisted Optuna pruners with plain arguments are
+built. Reports happen during `trainer.fit` only: the post-fit `trainer.validate(best checkpoint)` and
+`trainer.test` never report, so a trial that trained to the end is never pruned.
 """
 
 from __future__ import annotations
@@ -16,21 +16,9 @@ import math
 import lightning as L
 import optuna
 
-from patchtst_hpo.hpo import optuna_private, pruners
-from patchtst_hpo.hpo.storage import open_storage
+from patchtst_hpo.hpo.job_trial import JobTrial
 
 log = logging.getLogger(__name__)
-
-
-def load_trial(storage_url: str, study_name: str, number: int) -> optuna.trial.Trial:
-    storage = open_storage(storage_url)
-    study = optuna.load_study(study_name=study_name, storage=storage)
-    study.pruner = pruners.build(
-        study.user_attrs.get("pruner"), f"study {study_name!r} user attribute 'pruner'"
-    )
-    trial_id = storage.get_trial_id_from_study_id_trial_number(optuna_private.study_id(study), number)
-    return optuna.trial.Trial(study, trial_id)
-
 
 # metrics.json keys copied onto the trial (compute accounting: issue 14's loss-vs-compute plots).
 RECORDED = ("train_flops", "samples_seen", "tokens_seen", "checkpoint_bytes", "fit_seconds")
@@ -45,7 +33,7 @@ class PruningCallback(L.Callback):
 
     def __init__(self, storage: str, study: str, number: int, monitor: str):
         self.where = (storage, study, number)
-        self.trial: optuna.trial.Trial | None = None
+        self.trial: JobTrial | None = None
         self.monitor = monitor
         self.fitting = False
         self.last_epoch: int | None = None
@@ -53,7 +41,7 @@ class PruningCallback(L.Callback):
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.fitting = True
         if trainer.is_global_zero and self.trial is None:
-            self.trial = load_trial(*self.where)
+            self.trial = JobTrial(*self.where)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not self.fitting or trainer.state.fn != "fit" or trainer.sanity_checking:
@@ -84,7 +72,7 @@ class PruningCallback(L.Callback):
     def record(self, result: dict) -> None:
         """Put the run's compute accounting on its trial, so the report reads it from the study itself."""
         if self.trial is None:
-            self.trial = load_trial(*self.where)
+            self.trial = JobTrial(*self.where)
         for key in RECORDED:
             if result.get(key) is not None:
                 self.trial.set_user_attr(key, result[key])
