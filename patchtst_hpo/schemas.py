@@ -125,7 +125,7 @@ class WarmupCosineSchema:
 
 # Keys of the trainer group that configure our app around Lightning's Trainer, not the Trainer itself
 # (train.py takes them out before building the Trainer).
-APP_TRAINER_KEYS = ("compile", "data_on_device", "rank_grace_seconds")
+APP_TRAINER_KEYS = ("compile", "data_on_device", "rank_grace_seconds", "threads")
 
 
 @dataclass
@@ -136,6 +136,7 @@ class TrainerSchema:
     compile: bool = MISSING  # APP_TRAINER_KEYS
     data_on_device: bool = MISSING
     rank_grace_seconds: float = MISSING
+    threads: Any = MISSING  # auto | an int >= 1 | null (torch's default): patchtst_hpo/threads.py
     accelerator: Any = "auto"
     strategy: Any = "auto"
     devices: Any = "auto"

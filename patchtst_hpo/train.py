@@ -21,7 +21,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from patchtst_hpo import build, cli, run_record
+from patchtst_hpo import build, cli, run_record, threads
 from patchtst_hpo import config as _config  # noqa: F401  (registers the arch group, schemas and resolvers)
 from patchtst_hpo.atomic import write_json, write_text
 from patchtst_hpo.errors import PatchTSTHPOError, RunFailed
@@ -36,6 +36,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit one model; evaluate its best checkpoint on val (and test); write metrics.json; return the results."""
     t0 = time.perf_counter()
     arch, dims = validate(cfg)
+    # before torch is imported in a fresh process: OpenMP/MKL read their thread counts once (threads.py)
+    thread_use = threads.apply(cfg, HydraConfig.get() if HydraConfig.initialized() else None)
     from patchtst_hpo import ranks  # imports torch (devices.py): not for --help or a refused config
 
     if ranks.needs_ranks(cfg):  # W > 1 processes: started and watched here, rank 0's result comes back
@@ -133,6 +135,7 @@ def _result(
         # process start (interpreter launch) to the first training step: imports, Hydra, data, model, set-up
         "startup_seconds": run_record.since_process_start(lit.train_started_at),
         "compiled": bool(cfg.trainer.compile),
+        **thread_use,
         "samples_seen": samples_seen,
         "tokens_seen": samples_seen * dims.num_patches,
         "train_flops": train_flops(arch, dims, samples_seen),

@@ -18,7 +18,7 @@ LAYERS = [
     ("bottom", ["paths", "errors", "atomic", "metric_names"]),
     ("shared", ["home", "metrics"]),
     ("models, data", ["models", "data"]),
-    ("config, devices", ["config", "schemas", "messages", "devices", "shared_store"]),
+    ("config, devices", ["config", "schemas", "messages", "devices", "shared_store", "threads"]),
     ("hpo", ["hpo"]),
     ("analysis", ["analysis"]),
     (
