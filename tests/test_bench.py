@@ -23,6 +23,8 @@ def test_bench_smoke_writes_results_schema(tmp_path, data_dir):
         "data",
         "panel",
         "trial_overhead",
+        "pruning",
+        "threads",
         "param_accounting_2b",
         "gpu",
     }
@@ -42,6 +44,13 @@ def test_bench_smoke_writes_results_schema(tmp_path, data_dir):
     assert build["symbols"] == 3 and build["windows"] > 0 and build["peak_rss_gib"] > 0
     assert loader["loader_batches_per_s"] > 0 and loader["loader_to_model_ratio"] > 0
     assert res["trial_overhead"]["trials"] == 2 and res["trial_overhead"]["median_overhead_seconds"] > 0
+    pr = res["pruning"]
+    assert [(r["storage"], r["finished_trials"]) for r in pr["rows"]] == [("sqlite", 20), ("journal", 20)]
+    assert all(r["same_decisions"] and r["ours_cpu_s"] > 0 for r in pr["rows"])
+    th = res["threads"]
+    assert (
+        th["auto"][0]["trials"] == th["torch_default"][0]["trials"] == 1 and th["torch_default_vs_auto"] > 0
+    )
     acc = res["param_accounting_2b"]
     assert acc["all_exact"] and acc["mismatches"] == [] and acc["candidates"] == 15
     assert "skipped" in res["gpu"] or res["gpu"]["rows"][0]["ours_vs_plain_eager"] > 0
@@ -75,7 +84,7 @@ def test_param_accounting_flags_a_wrong_count(cfg_factory):
 def test_gpu_section_code_runs_on_cpu(data_dir, tmp_path):
     # The GPU rows' code (plain loop vs our path through build_trainer/build_model, MFU, partial results)
     # run on CPU with the cpu trainer: a plumbing check of what only a lent GPU measures for real.
-    from patchtst_hpo.bench.sections import gpu_section
+    from patchtst_hpo.bench.gpu import gpu_section
     from patchtst_hpo.config import compose
 
     bcfg = compose(

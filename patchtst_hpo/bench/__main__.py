@@ -16,11 +16,13 @@ from omegaconf import DictConfig, OmegaConf
 from patchtst_hpo import cli
 from patchtst_hpo.atomic import write_json, write_text
 from patchtst_hpo.bench import sections
+from patchtst_hpo.bench.gpu import gpu_section
+from patchtst_hpo.bench.hf import hf_section
 from patchtst_hpo.bench.loops import matmul_rate
 from patchtst_hpo.bench.markdown import markdown
 from patchtst_hpo.paths import CONF_DIR
 
-OPTIONAL = ("hf", "data", "panel", "trial_overhead", "param_accounting_2b")
+OPTIONAL = ("hf", "data", "panel", "trial_overhead", "pruning", "threads", "param_accounting_2b")
 
 
 def run(bcfg: DictConfig, out: Path) -> dict[str, Any]:
@@ -44,7 +46,7 @@ def run(bcfg: DictConfig, out: Path) -> dict[str, Any]:
     if "training" in chosen:
         res["training"] = sections.training_section(bcfg, peak, data_dir)
     if "hf" in chosen:
-        res["hf"] = sections.hf_section(bcfg, data_dir)
+        res["hf"] = hf_section(bcfg, data_dir)
     if "data" in chosen:
         rates = {r["budget"]: r["plain_samples_per_s"] for r in res.get("training", [])}
         res["data"] = sections.data_section(
@@ -63,10 +65,18 @@ def run(bcfg: DictConfig, out: Path) -> dict[str, Any]:
         from patchtst_hpo.bench.transfer import transfer_section
 
         res["transfer"] = transfer_section(bcfg, out)
+    if "pruning" in chosen:  # issue 19: a job's pruning CPU per trial vs the study's size
+        from patchtst_hpo.bench.pruning import pruning_section
+
+        res["pruning"] = pruning_section(bcfg)
+    if "threads" in chosen:  # issue 19: trainer.threads=auto vs torch's default under a competing load
+        from patchtst_hpo.bench.threads import threads_section
+
+        res["threads"] = threads_section(bcfg, data_dir)
     if "param_accounting" in chosen:
         res["param_accounting_2b"] = sections.param_accounting_section(bcfg)
     res["gpu"] = (
-        sections.gpu_section(bcfg, data_dir, out / "gpu_partial.json")
+        gpu_section(bcfg, data_dir, out / "gpu_partial.json")
         if "gpu" in chosen
         else {"skipped": "not selected"}
     )

@@ -51,6 +51,7 @@ def markdown(res: dict) -> str:
             f"(over {o['trials']} trials); sweeper process start-up {o['startup_seconds']:.1f}s once."
         ),
     ]
+    lines += _pruning(res["pruning"]) + _threads(res["threads"])
     p = res["param_accounting_2b"]
     if "skipped" not in p:
         verdict = (
@@ -104,3 +105,37 @@ def _gpu(g: dict) -> list[str]:
                 f"{o['setup_to_first_step_seconds']:.1f} |"
             )
     return lines
+
+
+def _pruning(p: dict) -> list[str]:
+    if "skipped" in p:
+        return []
+    lines = [
+        "",
+        f"Pruning CPU per trial (a job's open + {p['steps']} x report/should_prune, "
+        f"{p['pruner']['name']}, medians of {p['repeats']}; Optuna's path vs ours, same decisions):",
+        "",
+        "| storage | finished trials | Optuna's path s | ours, fresh process s | ours, reused process s | "
+        "Optuna / ours | same decisions |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in p["rows"]:
+        lines.append(
+            f"| {r['storage']} | {r['finished_trials']:,} | {r['optuna_cpu_s']:.3f} | {r['ours_cpu_s']:.3f} | "
+            f"{r['ours_reused_process_cpu_s']:.3f} | {r['optuna_vs_ours']:.1f}x | {r['same_decisions']} |"
+        )
+    flat = ", ".join(f"{k.replace('_cpu_s', '')} {v:.2f}x" for k, v in p["flat"].items())
+    return [*lines, "", f"Largest / smallest study: {flat}."]
+
+
+def _threads(t: dict) -> list[str]:
+    if "skipped" in t:
+        return []
+    a, n = t["auto"][0], t["torch_default"][0]
+    return [
+        "",
+        f"Threads under load ({t['trials']}-trial tiny sweep, {t['busy_processes']} busy-loop processes on "
+        f"{t['cores']} cores; {t['note']}): trainer.threads=auto ({a['threads']} threads) "
+        f"{t['auto_wall_seconds']:.0f}s vs torch's default ({n['threads']} threads) "
+        f"{t['torch_default_wall_seconds']:.0f}s wall: torch's default takes {t['torch_default_vs_auto']:.2f}x.",
+    ]
