@@ -108,3 +108,15 @@ def test_gpu_section_code_runs_on_cpu(data_dir, tmp_path):
     assert row["ours_eager"]["samples_per_s"] > 0 and row["ours_vs_plain_eager"] > 0
     assert row["ours_eager"]["setup_to_first_step_seconds"] > 0
     assert json.loads((tmp_path / "partial.json").read_text())["rows"][0]["budget"] == "tiny"
+
+
+@pytest.mark.slow
+def test_threads_section_runs_both_policies(data_dir):
+    from omegaconf import OmegaConf
+
+    from patchtst_hpo.bench.threads import threads_section
+
+    t = {"trials": 1, "epochs": 1, "train_batches": 2, "busy": 1, "busy_limit_s": 300, "repeats": 1}
+    res = threads_section(OmegaConf.create({"threads": t}), str(data_dir))
+    assert res["auto"][0]["trials"] == res["torch_default"][0]["trials"] == 1
+    assert res["torch_default_vs_auto"] > 0 and res["busy_processes"] == 1
