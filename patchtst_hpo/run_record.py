@@ -95,3 +95,17 @@ def best_epoch(ckpt: str | None) -> int | None:
     import torch
 
     return int(torch.load(ckpt, map_location="cpu", weights_only=False, mmap=True)["epoch"]) + 1
+
+
+def time_limited(trainer: L.Trainer) -> bool:
+    """Training was stopped by `trainer.max_time` (Lightning's Timer) before its last epoch: the trial then
+    completes on its best epoch so far, and says so (metrics.json and the trial's `time_limited`)."""
+    from lightning.pytorch.callbacks import Timer
+
+    timer = next((cb for cb in trainer.callbacks if isinstance(cb, Timer)), None)
+    if timer is None:
+        return False
+    remaining = timer.time_remaining("train")
+    max_epochs = trainer.max_epochs if trainer.max_epochs is not None and trainer.max_epochs >= 0 else None
+    unfinished = max_epochs is None or int(trainer.current_epoch) < int(max_epochs)
+    return remaining is not None and remaining <= 0 and unfinished

@@ -140,6 +140,7 @@ def _result(
         "tokens_seen": samples_seen * dims.num_patches,
         "train_flops": train_flops(arch, dims, samples_seen),
         "checkpoint_bytes": run_record.checkpoint_bytes(trainer),
+        "time_limited": run_record.time_limited(trainer),
         "output_dir": str(out_dir),
         "warnings": run_record.reliability_warnings(cfg, lit.predictions),
         "provenance": run_record.provenance(),

@@ -44,13 +44,9 @@ def test_bench_smoke_writes_results_schema(tmp_path, data_dir):
     assert build["symbols"] == 3 and build["windows"] > 0 and build["peak_rss_gib"] > 0
     assert loader["loader_batches_per_s"] > 0 and loader["loader_to_model_ratio"] > 0
     assert res["trial_overhead"]["trials"] == 2 and res["trial_overhead"]["median_overhead_seconds"] > 0
-    pr = res["pruning"]
-    assert [(r["storage"], r["finished_trials"]) for r in pr["rows"]] == [("sqlite", 20), ("journal", 20)]
-    assert all(r["same_decisions"] and r["ours_cpu_s"] > 0 for r in pr["rows"])
-    th = res["threads"]
-    assert (
-        th["auto"][0]["trials"] == th["torch_default"][0]["trials"] == 1 and th["torch_default_vs_auto"] > 0
-    )
+    # each pruning measurement is a fresh process, the threads section two real sweeps: full mode (and the
+    # tests below), like hf
+    assert "skipped" in res["pruning"] and "skipped" in res["threads"]
     acc = res["param_accounting_2b"]
     assert acc["all_exact"] and acc["mismatches"] == [] and acc["candidates"] == 15
     assert "skipped" in res["gpu"] or res["gpu"]["rows"][0]["ours_vs_plain_eager"] > 0
@@ -120,3 +116,15 @@ def test_threads_section_runs_both_policies(data_dir):
     res = threads_section(OmegaConf.create({"threads": t}), str(data_dir))
     assert res["auto"][0]["trials"] == res["torch_default"][0]["trials"] == 1
     assert res["torch_default_vs_auto"] > 0 and res["busy_processes"] == 1
+
+
+def test_pruning_section_rows():
+    from omegaconf import OmegaConf
+
+    from patchtst_hpo.bench.pruning import pruning_section
+
+    p = {"sizes": [10], "storages": ["journal"], "steps": 2, "repeats": 1}
+    res = pruning_section(OmegaConf.create({"pruning": p}))
+    (row,) = res["rows"]
+    assert (row["storage"], row["finished_trials"], row["same_decisions"]) == ("journal", 10, True)
+    assert row["optuna_cpu_s"] > 0 and row["ours_cpu_s"] > 0 and res["flat"]["journal_ours_cpu_s"] == 1.0

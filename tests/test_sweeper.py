@@ -6,6 +6,7 @@ import optuna
 import pytest
 import yaml
 
+from patchtst_hpo.hpo.budget_planner import cheapest_first
 from patchtst_hpo.models.arch_grid import budget_candidates, extremes
 from patchtst_hpo.paths import REPO_DIR
 from tests.helpers import FAST, check, run_cli, sqlite_storage
@@ -46,9 +47,10 @@ def test_one_study_per_budget_with_grid_archs(tmp_path, data_dir, cfg_factory):
         assert sum(t.state == State.COMPLETE for t in ts) == 3 and len(ts) == 3
         assert study.user_attrs["arch_candidates"] == [c.arch.name for c in cands]
         assert study.user_attrs["grid"] == {"budget": budget} and study.user_attrs["data_id"]
-        first = [t.params["arch"] for t in sorted(ts, key=lambda t: t.number)]
-        ext = [c.arch.name for c in extremes(cands)]
-        assert first[: len(ext)] == ext[:3]  # the shape extremes run first
+        ran = [t.params["arch"] for t in sorted(ts, key=lambda t: t.datetime_start)]
+        ext = [c.arch.name for c in cheapest_first(extremes(cands), cfg_factory(f"budget={budget}"))]
+        # every shape extreme runs, cheapest first, after as many start-up trials as n_trials leaves room for
+        assert ran[-len(ext) :] == ext and len(ext) <= 3
         for t in ts:
             assert t.params["arch"] in study.user_attrs["arch_candidates"]
             run_dir = tmp_path / "sweep" / f"s.{budget}.h1_1pct" / str(t.number)

@@ -60,11 +60,11 @@ def pop_waiting_trial_id(study: optuna.Study) -> int | None:
     return study._pop_waiting_trial_id()
 
 
-def take_trial_id(study: optuna.Study) -> int:
-    """The first step of the sweeper's two-step ask: a queued trial or a new one, its heartbeat recorded at
-    once (a trial without heartbeat is recovered only after the grace period)."""
+def take_trial_id(study: optuna.Study, take_queued: bool = True) -> int:
+    """The first step of the sweeper's two-step ask: a queued trial (unless `take_queued` is False) or a new
+    one, its heartbeat recorded at once (a trial without heartbeat is recovered only after the grace period)."""
     storage = study._storage
-    trial_id = study._pop_waiting_trial_id()
+    trial_id = study._pop_waiting_trial_id() if take_queued else None
     if trial_id is None:
         trial_id = storage.create_new_trial(study._study_id)
     if heartbeat_enabled(storage):  # every storage but in-memory

@@ -49,6 +49,7 @@ class StudyPlan:
     values: dict[str, Any] = field(default_factory=dict)  # the grid cell (summary row, `grid` attribute)
     enqueue: list[dict[str, Any]] = field(default_factory=list)  # params of the first trials, in order
     enqueue_as: str = "first"  # their `enqueued` user attribute (the budget planner's: "extreme")
+    enqueue_after: int = 0  # queue them once the study has this many other trials (0: when it is created)
     user_attrs: dict[str, Any] = field(default_factory=dict)  # more description of the study
     out_dir: str = ""  # subfolder of the sweep dir for its jobs and optimization_results.yaml
 

@@ -20,8 +20,9 @@ from patchtst_hpo.hpo.job_trial import JobTrial
 
 log = logging.getLogger(__name__)
 
-# metrics.json keys copied onto the trial (compute accounting: issue 14's loss-vs-compute plots).
-RECORDED = ("train_flops", "samples_seen", "tokens_seen", "checkpoint_bytes", "fit_seconds")
+# metrics.json keys copied onto the trial (compute accounting: issue 14's loss-vs-compute plots; whether
+# trainer.max_time stopped it: issue 19).
+RECORDED = ("train_flops", "samples_seen", "tokens_seen", "checkpoint_bytes", "fit_seconds", "time_limited")
 
 
 class PruningCallback(L.Callback):

@@ -186,11 +186,12 @@ class BudgetOptunaSweeperImpl:
 
     # ---- studies ----
 
-    def _ask(self, study: optuna.Study) -> optuna.trial.Trial:
-        """`study.ask()` in two steps: take a queued trial or create one and record its heartbeat at once
-        (a trial without heartbeat is recovered only after the grace period), then build the Trial (which
-        samples) with this process's sampler, seeded on its first trial."""
-        trial_id = optuna_private.take_trial_id(study)
+    def _ask(self, study: optuna.Study, take_queued: bool = True) -> optuna.trial.Trial:
+        """`study.ask()` in two steps: take a queued trial (unless `take_queued` is False: the planned first
+        trials wait, see `_batch`) or create one and record its heartbeat at once (a trial without heartbeat
+        is recovered only after the grace period), then build the Trial (which samples) with this process's
+        sampler, seeded on its first trial."""
+        trial_id = optuna_private.take_trial_id(study, take_queued)
         storage = optuna_private.storage(study)
         storage.set_trial_user_attr(trial_id, "sweeper_host", HOST)  # same-host fast path of recovery
         storage.set_trial_user_attr(trial_id, "sweeper_pid", os.getpid())
@@ -308,7 +309,7 @@ class BudgetOptunaSweeperImpl:
             if n_ask <= 0:  # the rest is in flight elsewhere (or lost: recovered after the grace period)
                 time.sleep(self.heartbeat["heartbeat_interval"])
                 continue
-            batch = [self._ask(study) for _ in range(n_ask)]
+            batch = self._batch(study, plan, trials, n_ask)
             log.info(
                 "%s: launching trials %s (%d/%d finished)",
                 study.study_name,
@@ -320,6 +321,17 @@ class BudgetOptunaSweeperImpl:
             recent += self._tell_batch(study, batch, returns)
             self._check_same_failures(study, recent)
         return study
+
+    def _batch(self, study: optuna.Study, plan: StudyPlan, trials: list, n: int) -> list[optuna.trial.Trial]:
+        """`n` trials to launch. The queued trials (the planned first ones, retries) are taken only once the
+        study holds `plan.enqueue_after` trials besides the planned ones (the budget planner: the sampler's
+        start-up trials and one model-guided trial); they were queued once, when the study was created."""
+        others = sum(t.user_attrs.get("enqueued") != plan.enqueue_as for t in trials)
+        batch = []
+        for _ in range(n):
+            batch.append(self._ask(study, take_queued=others >= plan.enqueue_after))
+            others += batch[-1].user_attrs.get("enqueued") != plan.enqueue_as
+        return batch
 
     def _enough_failures(self, study: optuna.Study, failed: int, finished: int, n_trials: int) -> bool:
         """The failure policy: True to end the study quietly (max_failure_rate >= 1 tolerates failures
