@@ -153,6 +153,8 @@ def hydra_run_and_report_module():
 
 def rdb_backend(storage: optuna.storages.BaseStorage) -> optuna.storages.RDBStorage | None:
     """The RDBStorage under `storage` (a study's cache wrapper unwrapped), or None for other storages."""
+    import optuna
+
     inner = unwrap_storage(storage)
     return inner if isinstance(inner, optuna.storages.RDBStorage) else None
 
@@ -197,6 +199,7 @@ def rdb_bulk_add_trials(
     trial ids are given explicitly, which a server database's id sequence would not follow."""
     import json
 
+    import optuna
     from optuna.storages._rdb import models
     from optuna.storages._rdb.storage import _create_scoped_session
     from sqlalchemy import func, insert, select
