@@ -67,7 +67,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     fit_seconds = time.perf_counter() - t_fit  # the training loop alone (set-up is wall - fit)
     ckpt, best_epoch = _evaluate(cfg, trainer, lit, dm)
     timing = {"t0": t0, "fit_seconds": fit_seconds}
-    result = _result(cfg, arch, dims, trainer, lit, dm, params, ckpt, best_epoch, **timing)
+    result = _result(cfg, arch, dims, trainer, lit, dm, params, ckpt, best_epoch, **timing) | thread_use
     if trainer.is_global_zero:  # under DDP every rank evaluates the same full val/test sets
         _write_outputs(trainer, lit, out_dir, result)
     log.info(_summary(cfg, result))
@@ -135,7 +135,6 @@ def _result(
         # process start (interpreter launch) to the first training step: imports, Hydra, data, model, set-up
         "startup_seconds": run_record.since_process_start(lit.train_started_at),
         "compiled": bool(cfg.trainer.compile),
-        **thread_use,
         "samples_seen": samples_seen,
         "tokens_seen": samples_seen * dims.num_patches,
         "train_flops": train_flops(arch, dims, samples_seen),
