@@ -10,6 +10,7 @@ the figures. Winners are chosen on validation; the test period never takes part 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections import Counter
 from pathlib import Path
@@ -21,12 +22,13 @@ import pandas as pd
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from patchtst_hpo import cli, run_record
+from patchtst_hpo import cli, run_record, trust
 from patchtst_hpo.analysis import aggregate, summary
 from patchtst_hpo.analysis.groups import split as split_groups
 from patchtst_hpo.atomic import atomic_write_bytes, write_json, write_text
 from patchtst_hpo.errors import ConfigError, PatchTSTHPOError
-from patchtst_hpo.hpo.storage import open_storage
+from patchtst_hpo.hpo.search_space import override
+from patchtst_hpo.hpo.storage import open_storage, redact, split_password
 from patchtst_hpo.paths import CONF_DIR
 
 if TYPE_CHECKING:
@@ -69,14 +71,22 @@ def report(cfg: DictConfig, out: Path) -> dict:
     # confirmation and figures import Lightning, sklearn and matplotlib: not for --help or a refused config
     from patchtst_hpo.analysis import group_report, plots
 
+    _scrub_password(cfg, out)
+    trust.check_name(str(cfg.study_prefix), "study_prefix=", study=True)
     storage = open_storage(cfg.storage)  # opened once, passed to everything that reads the studies
     names = aggregate.study_names(storage, cfg.study_prefix)
     if not names:
         known = optuna.get_all_study_names(storage)
         raise ConfigError(
-            f"no study named {cfg.study_prefix}.* in {cfg.storage}; studies there: {known or 'none'}."
+            f"no study named {cfg.study_prefix}.* in {redact(cfg.storage)}; studies there: "
+            f"{[trust.shown(n) for n in known[:20]] or 'none'}."
             f" Set study_prefix= (the sweep's hydra.sweeper.study_name) and storage="
         )
+    for name in names:  # they become folder names and override values
+        trust.check_name(
+            name, f"study name in {redact(cfg.storage)}:", study=True, error=trust.UntrustedError
+        )
+    _preflight(cfg, storage, names)
     trials = aggregate.trials_table(storage, names)
     _write_table(trials, out, "trials")
     log.info("%d trials from %d studies -> %s", len(trials), len(names), out / "trials.parquet")
@@ -84,6 +94,7 @@ def report(cfg: DictConfig, out: Path) -> dict:
         _failed_only(trials, out)
         return {"status": "no_complete_trials"}
     groups = split_groups(storage, names, trials)
+    _check_groups(groups, trials)
     plots.architectures_figure(out / "architectures.png", trials, groups[0].first.get("metric", "?"))
     results = [group_report.run(cfg, g, storage, out, tag="" if len(groups) == 1 else g.key) for g in groups]
     _write_table(pd.concat([r.top.assign(group=r.group.key) for r in results]), out, "confirmed")
@@ -110,6 +121,30 @@ def report(cfg: DictConfig, out: Path) -> dict:
         print(f"[{r.group.key}] {r.verdict.headline}")
     print(f"report: {out / 'summary.md'}")
     return result
+
+
+def _preflight(cfg: DictConfig, storage, names: list[str]) -> None:
+    """Everything read from the storage that becomes an override is checked (`trust`) before any work, so
+    a changed storage stops the report with one line and nothing run."""
+    from patchtst_hpo.analysis import confirm
+
+    for name in names:
+        study = optuna.load_study(study_name=name, storage=storage)
+        done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        if done:  # a study without complete trials is only counted
+            confirm.stored(cfg, study.user_attrs, {}, f"study {name!r}")
+        for t in done:
+            confirm.stored(cfg, study.user_attrs, t.params, f"study {name!r} trial {t.number}")
+
+
+def _check_groups(groups: list, trials: pd.DataFrame) -> None:
+    """Group keys (from the studies' task and data_id: folder and figure names) and refit epoch counts."""
+    from patchtst_hpo.analysis import confirm
+
+    for g in groups:
+        trust.check_name(g.key, f"group of study {g.studies[0]!r} (task.data_id)", study=True)
+    for _, t in trials[trials["state"] == "COMPLETE"].iterrows():
+        confirm.refit_epochs(t)
 
 
 def _group_json(r: group_report.GroupResult) -> dict:
@@ -149,9 +184,42 @@ def main(cfg: DictConfig) -> None:
         sys.exit(cli.EXIT_USAGE)
 
 
+def _scrub_password(cfg: DictConfig, out: Path) -> None:
+    """A password in `storage` set in a config file (not on the command line, which `run` cleans) reached
+    the run's .hydra files: replace it there by *** and hand it to the storage through PGPASSWORD."""
+    _, password = split_password(str(cfg.storage))
+    if password is None:
+        return
+    os.environ["PGPASSWORD"] = password
+    for f in (out / ".hydra").glob("*.yaml"):
+        text = f.read_text()
+        if password in text:
+            write_text(f, text.replace(password, "***"))
+
+
+def hide_password(argv: list[str]) -> list[str]:
+    """`storage=postgresql://user:PASSWORD@host/db` on the command line: the password goes to PGPASSWORD
+    (which libpq reads) and the URL without it to Hydra, so no file the report writes holds it."""
+    out = []
+    for a in argv:
+        key, _, url = a.partition("=")
+        if key.lstrip("+") == "storage" and url:
+            public, password = split_password(url.strip("'\""))
+            if password is not None:
+                os.environ["PGPASSWORD"] = password
+                a = override(key, public)
+        out.append(a)
+    return out
+
+
 def run() -> None:
     """`python -m patchtst_hpo.report` and `patchtst-report`: config errors as one line (exit 2), then Hydra."""
     cli.install()
+    try:
+        sys.argv[1:] = hide_password(sys.argv[1:])
+    except PatchTSTHPOError as e:
+        cli.report(e)
+        sys.exit(cli.EXIT_USAGE)
     main()
 
 

@@ -15,7 +15,7 @@ from patchtst_hpo.paths import REPO_DIR
 
 # Lower layers never import higher ones; a layer may import itself (models/patchtst -> models/arch_grid).
 LAYERS = [
-    ("bottom", ["paths", "errors", "atomic", "metric_names"]),
+    ("bottom", ["paths", "errors", "atomic", "metric_names", "trust"]),
     ("shared", ["home", "metrics"]),
     ("models, data", ["models", "data"]),
     ("config, devices", ["config", "schemas", "messages", "devices", "shared_store", "threads"]),

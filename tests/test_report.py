@@ -31,12 +31,13 @@ def two_budget_study(tmp_path_factory, data_dir):
     return tmp
 
 
-def run_report(tmp, out, *extra):
+def run_report(tmp, out, data_dir, *extra):
     return run_cli(
         [
             "-m",
             "patchtst_hpo.report",
             f"storage={storage(tmp)}",
+            f"paths.data_dir={data_dir}",
             "study_prefix=rep",
             "top_k=1",
             "seeds=[1,2]",
@@ -47,9 +48,9 @@ def run_report(tmp, out, *extra):
     )
 
 
-def test_report_files_confirmation_baselines_and_resume(two_budget_study, tmp_path):
+def test_report_files_confirmation_baselines_and_resume(two_budget_study, tmp_path, data_dir):
     out = tmp_path / "report"
-    check(run_report(two_budget_study, out))
+    check(run_report(two_budget_study, out, data_dir))
     for f in (
         "summary.md",
         "scaling.png",
@@ -115,7 +116,7 @@ def test_report_files_confirmation_baselines_and_resume(two_budget_study, tmp_pa
     stamps = {m: m.stat().st_mtime_ns for m in metrics_files}
     removed = metrics_files[0]
     removed.unlink()
-    check(run_report(two_budget_study, out))
+    check(run_report(two_budget_study, out, data_dir))
     for m, t in stamps.items():
         assert m.exists() and (m == removed or m.stat().st_mtime_ns == t)
 
@@ -235,6 +236,7 @@ def test_report_groups_tasks_separately(tmp_path, data_dir):
             "-m",
             "patchtst_hpo.report",
             f"storage={store}",
+            f"paths.data_dir={data_dir}",
             "study_prefix=two",
             "confirm=false",
             "n_boot=50",
@@ -255,12 +257,13 @@ def test_report_groups_tasks_separately(tmp_path, data_dir):
 
 
 @pytest.mark.slow
-def test_report_walk_forward_folds(two_budget_study, tmp_path):
+def test_report_walk_forward_folds(two_budget_study, tmp_path, data_dir):
     out = tmp_path / "wf"
     check(
         run_report(
             two_budget_study,
             out,
+            data_dir,
             "walk_forward.folds=2",
             "walk_forward.test_rows=300",
             "walk_forward.seeds=[1]",

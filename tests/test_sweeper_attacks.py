@@ -8,7 +8,7 @@ import pytest
 from patchtst_hpo.analysis import confirm
 from patchtst_hpo.errors import ConfigError
 from patchtst_hpo.hpo import pruners
-from patchtst_hpo.hpo.stored import validate_stored_overrides
+from patchtst_hpo.trust import stored_overrides
 from tests.helpers import FAST, run_cli, sqlite_storage
 
 
@@ -97,19 +97,19 @@ def test_allowlisted_pruners_rebuild():
 )
 def test_stored_overrides_that_the_sweeper_never_writes_are_refused(override):
     with pytest.raises(ConfigError, match="study 'evil'"):
-        validate_stored_overrides(["budget=tiny", override], "study 'evil'")
+        stored_overrides(["budget=tiny", override], "study 'evil'")
 
 
 def test_sweeper_overrides_pass():
     ok = [
         "budget=tiny",
         "task=h1_1pct",
-        "+foo=1",
+        "+data.foo=1",
         "~callbacks.early_stopping",
         "data.batch_size=64",
-        "x='a b'",
+        "data.name='a b'",
     ]
-    assert validate_stored_overrides(ok, "s") == ok
+    assert stored_overrides(ok, "s") == ok
 
 
 def test_report_path_refuses_poisoned_fixed_overrides_and_params():

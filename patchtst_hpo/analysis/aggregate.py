@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import asdict
 from pathlib import Path
 
@@ -10,8 +11,11 @@ import optuna
 import pandas as pd
 from optuna.storages import BaseStorage
 
+from patchtst_hpo import trust
 from patchtst_hpo.analysis.study_size import trial_kinds
 from patchtst_hpo.models.arch_grid import Arch
+
+log = logging.getLogger(__name__)
 
 COLUMNS = [
     "study",
@@ -51,9 +55,17 @@ def study_names(storage: BaseStorage, prefix: str) -> list[str]:
     return sorted(n for n in names if n == prefix or n.startswith(prefix + "."))
 
 
-def _run_metrics(run_dir: str | None) -> dict:
-    path = Path(run_dir or "") / "metrics.json"
-    return json.loads(path.read_text()) if run_dir and path.exists() else {}
+def _run_metrics(run_dir: str | None, number: int, study: str) -> dict:
+    """The trial's metrics.json (the run folder comes from the storage: `trust.check_run_dir`)."""
+    if not run_dir:
+        return {}
+    path = Path(trust.check_run_dir(run_dir, number, f"study {study!r} trial {number}")) / "metrics.json"
+    try:
+        m = json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, ValueError) as e:
+        log.warning("%s: unreadable (%s); the trial's compute is left out", path, e)
+        return {}
+    return m if isinstance(m, dict) else {}
 
 
 def _train_fraction(attrs: dict, params: dict, m: dict) -> float:
@@ -92,7 +104,7 @@ def trials_table(storage: BaseStorage, names: list[str]) -> pd.DataFrame:
         kinds = trial_kinds(study)
         for t in study.get_trials(deepcopy=False):
             arch = t.params.get("arch")
-            m = _run_metrics(t.user_attrs.get("run_dir"))
+            m = _run_metrics(t.user_attrs.get("run_dir"), t.number, name)
             row = {
                 "study": name,
                 "budget": attrs.get("budget"),

@@ -22,7 +22,7 @@ def run(cfg, r, out: Path, storage) -> None:
     )
     params = optuna.load_study(study_name=win["study"], storage=storage).trials[int(win["trial"])].params
     overrides = [
-        *confirm.trial_overrides(r.group.attrs[win["study"]]["fixed_overrides"], params),
+        *confirm.stored(cfg, r.group.attrs[win["study"]], params, f"study {win['study']!r}"),
         "data.shuffle_labels=true",
     ]
     t = r.group.trials

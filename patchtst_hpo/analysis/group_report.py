@@ -66,8 +66,9 @@ class GroupResult:
 
 def _setup(cfg: DictConfig, g: Group, tag: str) -> tuple[GroupResult, DictConfig, object]:
     """The group's data (confirmation split and the study's split), its one bootstrap, the baselines."""
-    tcfg, dm = confirm.datamodule(g.first["fixed_overrides"])
-    _, dm_train = confirm.datamodule(g.first["fixed_overrides"], refit=False)
+    fixed = confirm.stored(cfg, g.first, {}, f"study {g.studies[0]!r}")
+    tcfg, dm = confirm.datamodule(fixed)
+    _, dm_train = confirm.datamodule(fixed, refit=False)
     horizon = int(tcfg.task.horizon)
     block = metrics.block_length(horizon, int(cfg.bootstrap.min_block))
     codes = uncertainty.date_codes(dm.anchor_frame("test")["date"].to_numpy())

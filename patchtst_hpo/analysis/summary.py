@@ -7,6 +7,8 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 
+from patchtst_hpo.hpo.storage import redact
+
 STATS_NOTE = (
     "Intervals are 95% percentile intervals of one hierarchical bootstrap: circular blocks of {block} test "
     "dates (horizon {h}; labels of windows closer than H rows share future days; a panel's symbols move "
@@ -212,7 +214,7 @@ def render(cfg, names: list[str], trials: pd.DataFrame, results: list, provenanc
     lines = [
         f"# Scaling report: `{cfg.study_prefix}`",
         "",
-        f"Storage `{cfg.storage}`; {len(names)} studies in {len(results)} (task, data) group(s), {len(trials)} "
+        f"Storage `{redact(str(cfg.storage))}`; {len(names)} studies in {len(results)} (task, data) group(s), {len(trials)} "
         f"trials ({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))}).",
         "",
         "Winners are the best trial of each study **on validation**; the test period only scores the "

@@ -72,7 +72,8 @@ def run(cfg: DictConfig, g, r, budget: str, storage, out: Path) -> pd.DataFrame:
     wf = cfg.walk_forward
     win = r.top[(r.top["budget"] == budget) & (r.top["rank"] == 1)].iloc[0]
     study = optuna.load_study(study_name=win["study"], storage=storage)
-    fixed = [o for o in g.attrs[win["study"]]["fixed_overrides"] if not o.startswith(SPLIT_KEYS)]
+    source = f"study {win['study']!r}"
+    fixed = confirm.stored(cfg, g.attrs[win["study"]], {}, source, drop=SPLIT_KEYS)
     tcfg, dm = confirm.datamodule(fixed)
     dates = dm.calendar()
     ctx = int(tcfg.data.context_length)
@@ -92,7 +93,8 @@ def run(cfg: DictConfig, g, r, budget: str, storage, out: Path) -> pd.DataFrame:
         )
         fold_boot = uncertainty.Bootstrap.for_rows(len(frame), 1, 1, int(cfg.seed))  # test preds only
         base = baselines.evaluate(fdm, None, names, cfg.baselines, fold_boot, int(cfg.seed))
-        overrides = [*confirm.trial_overrides(fixed, study.trials[int(win["trial"])].params), *split_o]
+        params = study.trials[int(win["trial"])].params
+        overrides = [*confirm.stored(cfg, g.attrs[win["study"]], params, source, drop=SPLIT_KEYS), *split_o]
         d = out / "walk_forward" / g.key / f"fold{k}"
         confirm.run(
             overrides, list(wf.seeds), confirm.refit_epochs(trial_row), d, list(cfg.confirm_overrides)

@@ -100,7 +100,8 @@ def confirm_study(
         rows.append(row)
         if not cfg.confirm:
             continue
-        overrides = confirm.trial_overrides(attrs["fixed_overrides"], study.trials[int(t["number"])].params)
+        params = study.trials[int(t["number"])].params
+        overrides = confirm.stored(cfg, attrs, params, f"study {name!r} trial {int(t['number'])}")
         d = out / "confirm" / name / str(int(t["number"]))
         cmd = confirm.run(overrides, list(cfg.seeds), confirm.refit_epochs(t), d, list(cfg.confirm_overrides))
         r.commands.append((name, rank, cmd))

@@ -7,9 +7,10 @@ import logging
 import sys
 from pathlib import Path
 
+from patchtst_hpo import trust
 from patchtst_hpo.data import ingest as ingest_mod
 from patchtst_hpo.data import panel_cli, processed
-from patchtst_hpo.errors import PatchTSTHPOError
+from patchtst_hpo.errors import DataError, PatchTSTHPOError
 from patchtst_hpo.home import default_data_dir
 from patchtst_hpo.paths import CONF_DIR
 
@@ -61,6 +62,16 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument(
         "--allow-short", action="store_true", help="register a series too short for one window (warns)"
     )
+    i.add_argument(
+        "--repair-ohlc",
+        action="store_true",
+        help="widen high/low to cover open and close on rows that break low <= open, close <= high (warns)",
+    )
+    i.add_argument(
+        "--aggregate-daily",
+        action="store_true",
+        help="intraday bars -> daily bars (open first, high max, low min, close last, volume sum) (warns)",
+    )
     b = sub.add_parser("build", help="build a processed feature dataset from raw datasets")
     b.add_argument("--ohlcv", required=True, help="raw OHLCV dataset name")
     b.add_argument("--tier", default="a25")
@@ -96,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     args.root = args.root or default_data_dir()  # only now: --root DIR must not seed the default folder
     try:
+        for flag in ("name", "ohlcv", "vix"):  # every name a command takes becomes a folder or file name
+            if getattr(args, flag, None) is not None:
+                trust.check_name(getattr(args, flag), f"--{flag}", error=DataError)
         if args.cmd == "ingest":
             entry, word = ingest_mod.ingest(
                 args.file,
@@ -107,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
                 date_format=args.date_format,
                 need_rows=(args.tier, args.context_length),
                 allow_short=args.allow_short,
+                repair_ohlc=args.repair_ohlc,
+                aggregate_daily=args.aggregate_daily,
             )
             print(
                 f"{word}: {entry['name']} v{entry['version']} ({entry['rows']} rows, "

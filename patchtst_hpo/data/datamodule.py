@@ -135,6 +135,7 @@ class WindowDataModule(L.LightningDataModule):
         )
         feats = self._normalise(df[entry["features"]].to_numpy(dtype=np.float64, copy=True), segs)
         anchors, all_train = self._anchors(segs, ctx, h, entry, fraction)
+        _check_both_classes(labels, anchors, task)
         self.datasets = self._datasets(feats, labels, anchors, ctx)
         self.info = self._describe(entry, dates, segs, blocks, anchors, labels, all_train)
         symbols = df["symbol"].to_numpy() if "symbol" in df else np.full(len(df), str(d.ohlcv), dtype=object)
@@ -319,3 +320,18 @@ class WindowDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", train=False)
+
+
+def _check_both_classes(labels: np.ndarray, anchors: dict, task) -> None:
+    """A threshold no H-day move reaches (or every move does) gives one class: refused before training,
+    which would otherwise end with a NaN AUC that looks like divergence."""
+    for name in ("train", "val"):
+        a = anchors.get(name)
+        y = labels[a] if a is not None and len(a) else np.array([])
+        y = y[np.isfinite(y)]
+        if len(y) and y.min() == y.max():
+            raise ConfigError(
+                f"task.threshold={task.threshold}: every one of the {len(y)} {name} labels is {int(y[0])} "
+                f"(task.label={task.label} over task.horizon={task.horizon} rows), so nothing can be learnt or "
+                f"scored; choose a threshold inside the range of those moves, e.g. task.threshold=0.01"
+            )

@@ -13,12 +13,12 @@ import glob
 import hashlib
 import json
 import logging
-import re
 import tempfile
 from pathlib import Path
 
 import pandas as pd
 
+from patchtst_hpo import trust
 from patchtst_hpo.data.ingest import (
     canonicalize,
     ingest,
@@ -29,7 +29,6 @@ from patchtst_hpo.data.manifest import Entry
 from patchtst_hpo.errors import DataError
 
 log = logging.getLogger(__name__)
-SYMBOL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 SUFFIXES = (".csv", ".csv.gz", ".parquet")
 
 
@@ -42,12 +41,10 @@ def _symbol_of(path: Path) -> str:
 
 
 def _check_symbol(symbol: str, source: str) -> str:
-    if not SYMBOL.match(symbol):
-        raise DataError(
-            f"{source}: symbol {symbol!r} is not a safe name (letters, digits, '.', '_', '-'); "
-            f"rename the file or the value in the symbol column"
-        )
-    return symbol
+    """A symbol is a safe name (`trust.check_name`): it becomes the member dataset `<panel>/<symbol>`."""
+    return trust.check_name(
+        symbol, f"{source}: symbol (rename the file or the value in the symbol column)", error=DataError
+    )
 
 
 def member_files(spec: str) -> list[Path]:
@@ -99,6 +96,7 @@ def ingest_panel(
     leaves data/ unchanged. Returns (panel entry, created).
     """
     root = Path(root)
+    trust.check_name(name, "panel name", error=DataError)
     with tempfile.TemporaryDirectory() as tmp:
         members, sources = _members(spec, symbol_column, Path(tmp))
         for sym, f in members:  # validate all before writing any

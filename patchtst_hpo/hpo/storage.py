@@ -239,7 +239,7 @@ def _rdb_storage(url: str, engine_kwargs: dict, rdb_kwargs: dict, tries: int = 6
 
     for attempt in range(tries):
         try:
-            with _quiet_experimental():
+            with _quiet_experimental(), _storage_errors(url):
                 return HeartbeatRDBStorage(url, engine_kwargs=engine_kwargs, **rdb_kwargs)
         except (IntegrityError, ProgrammingError) as e:
             if attempt == tries - 1 or "already exists" not in str(e) and "duplicate key" not in str(e):
@@ -247,6 +247,43 @@ def _rdb_storage(url: str, engine_kwargs: dict, rdb_kwargs: dict, tries: int = 6
             log.info("storage schema created concurrently by another process; retrying")
             time.sleep(0.2 + random.random())
     raise AssertionError("unreachable")
+
+
+@contextlib.contextmanager
+def _storage_errors(url: str) -> Iterator[None]:
+    """What goes wrong opening an RDB storage, as one `ConfigError` naming the (redacted) URL and the fix."""
+    from sqlalchemy.exc import (
+        ArgumentError,
+        DatabaseError,
+        IntegrityError,
+        NoSuchModuleError,
+        ProgrammingError,
+    )
+
+    shown = f"storage {redact(url)}"
+    try:
+        yield
+    except (IntegrityError, ProgrammingError):
+        raise  # a concurrent schema creation: the caller retries
+    except (NoSuchModuleError, ArgumentError) as e:
+        raise ConfigError(
+            f"{shown}: not a storage URL Optuna can open ({' '.join(str(e).split())}); use sqlite:///ABS/PATH.db, "
+            f"postgresql://user@host/db or journal:/ABS/PATH.log"
+        ) from e
+    except ImportError as e:
+        raise ConfigError(
+            f"{shown}: its database driver is not installed ({e.name or e}); install it (e.g. pip install "
+            f"pymysql and use mysql+pymysql://...), or use sqlite:/// or journal:"
+        ) from e
+    except DatabaseError as e:
+        what = " ".join(str(getattr(e, "orig", e)).split())[:200]
+        fix = (
+            "the file is not an SQLite database (truncated or overwritten): restore it from a copy, or use a new "
+            "file (finished trials live only in the old one)"
+            if url.startswith("sqlite")
+            else "check the server, the user and the database name"
+        )
+        raise ConfigError(f"{shown}: cannot be opened ({what}); {fix}") from e
 
 
 @contextlib.contextmanager

@@ -39,6 +39,18 @@ def check_run(cfg: DictConfig) -> None:
     ckpt = cfg.get("ckpt_path")
     if ckpt is not None and not Path(str(ckpt)).is_file():
         raise bad("ckpt_path", ckpt, "no such file; point it at a run's checkpoints/last.ckpt")
+    if ckpt is not None and _head(Path(str(ckpt))) != b"PK\x03\x04":  # torch.save writes a zip
+        raise bad(
+            "ckpt_path", ckpt, "not a checkpoint (torch.save writes a zip); point it at checkpoints/last.ckpt"
+        )
+
+
+def _head(path: Path) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read(4)
+    except OSError:
+        return b""
 
 
 def check_loggers(cfg: DictConfig) -> None:
