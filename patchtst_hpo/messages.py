@@ -46,7 +46,12 @@ def one_line(exc: BaseException) -> str:
     """The message of a config/data error as one line that names the key, the value and the fix."""
     from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
+    from patchtst_hpo.errors import PatchTSTHPOError
+
     chain = _chain(exc)
+    ours = next((e for e in chain if isinstance(e, PatchTSTHPOError)), None)
+    if ours is not None:  # ours are one line already; Hydra wraps one raised in a plugin's __init__
+        return _flatten(str(ours))
     top = _flatten(str(exc))
     override = re.search(r"(?:override|append to your config use) \+?(\S+?)=(\S*)", str(exc))
     for e in chain:

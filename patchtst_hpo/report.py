@@ -27,8 +27,9 @@ from patchtst_hpo.analysis import aggregate, summary
 from patchtst_hpo.analysis.groups import split as split_groups
 from patchtst_hpo.atomic import atomic_write_bytes, write_json, write_text
 from patchtst_hpo.errors import ConfigError, PatchTSTHPOError
+from patchtst_hpo.hpo.passwords import redact, split_password
 from patchtst_hpo.hpo.search_space import override
-from patchtst_hpo.hpo.storage import open_storage, redact, split_password
+from patchtst_hpo.hpo.storage import open_storage
 from patchtst_hpo.paths import CONF_DIR
 
 if TYPE_CHECKING:

@@ -138,7 +138,7 @@ def check_name(
         why = f"ends like a registry file ({', '.join(RESERVED_SUFFIXES)})"
     else:
         return value
-    raise error(f"{what} {shown(value)} {why}; choose a name like SPY.OHLCV.daily")
+    raise error(f"{what} {shown(value)} {why}; choose a name like {'spy_h5' if study else 'SPY.OHLCV.daily'}")
 
 
 def _text_problem(s: str) -> str | None:

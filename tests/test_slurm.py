@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import optuna
 
-from patchtst_hpo.hpo.storage import split_password
+from patchtst_hpo.hpo.passwords import split_password
 from tests.helpers import check, run_cli, sweep_args
 
 State = optuna.trial.TrialState

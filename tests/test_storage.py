@@ -10,14 +10,9 @@ import yaml
 
 from patchtst_hpo.errors import ConfigError
 from patchtst_hpo.hpo import optuna_private
-from patchtst_hpo.hpo.storage import (
-    HOST,
-    fail_stale_trials,
-    failed_count,
-    open_storage,
-    redact,
-    split_password,
-)
+from patchtst_hpo.hpo.heartbeat import HOST, fail_stale_trials, failed_count
+from patchtst_hpo.hpo.passwords import redact, split_password
+from patchtst_hpo.hpo.storage import open_storage
 from tests.helpers import check, run_cli, sweep_args
 
 State = optuna.trial.TrialState

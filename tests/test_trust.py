@@ -318,3 +318,67 @@ def test_report_cli_refuses_a_hostile_study_with_one_line_exit_2(tmp_path, data_
     assert r.stderr.strip().splitlines() == [r.stderr.strip()] and "Traceback" not in r.stderr
     assert r.stderr.startswith("error: study name in sqlite") and "is not a safe name" in r.stderr
     assert not (tmp_path / "x").exists() and not (tmp_path / "r" / "confirm").exists()
+
+
+# ---------------------------------------------------------------- the sweeper's side
+
+
+@pytest.mark.parametrize(
+    "value, dist",
+    [
+        ("../../x", optuna.distributions.CategoricalDistribution(["d64_l2_h4_f256", "d128_l2_h4_f512"])),
+        (1e9, optuna.distributions.FloatDistribution(1e-5, 1e-2, log=True)),
+        (10**9, optuna.distributions.IntDistribution(1, 10)),
+        ("${oc.env:PGPASSWORD}", optuna.distributions.CategoricalDistribution(["${oc.env:PGPASSWORD}", "a"])),
+    ],
+)
+def test_queued_params_outside_the_space_or_not_plain_are_refused(value, dist):
+    from patchtst_hpo.hpo import queued
+
+    study = optuna.create_study()
+    study.enqueue_trial({"k": value}, skip_if_exists=False)
+    trial = study.ask()
+    with pytest.raises(trust.UntrustedError, match="queued k"):
+        queued.suggest(trial, "k", dist)
+    fresh = study.ask()  # a trial the sampler draws passes
+    assert queued.suggest(fresh, "j", optuna.distributions.IntDistribution(1, 10)) in range(1, 11)
+
+
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        ({"n_trials": -1}, "hydra.sweeper.n_trials=-1: use an integer >= 1"),
+        ({"n_jobs": 0}, "hydra.sweeper.n_jobs=0: use an integer >= 1"),
+        ({"study_name": "../.."}, "hydra.sweeper.study_name= '../..' is not a safe name"),
+        ({"study_name": "${oc.env:PGPASSWORD}"}, "hydra.sweeper.study_name= '${oc.env:PGPASSWORD}' is not a"),
+    ],
+)
+def test_sweeper_settings_refused(kwargs, words):
+    from patchtst_hpo.hpo.sweeper import BudgetOptunaSweeperImpl
+
+    with pytest.raises(ConfigError) as e:
+        BudgetOptunaSweeperImpl(sampler=None, **kwargs)
+    assert str(e.value).startswith(words), str(e.value)
+
+
+def test_sweep_cli_refuses_an_unsafe_study_name_and_writes_nothing_outside(tmp_path, data_dir):
+    r = run_cli(
+        [
+            "-m",
+            "patchtst_hpo.train",
+            "-m",
+            "budget=tiny",
+            f"paths.data_dir={data_dir}",
+            f"hydra.sweep.dir={tmp_path / 'out' / 'sweep'}",
+            f"hydra.sweeper.storage=sqlite:///{tmp_path / 'out' / 'o.db'}",
+            "hydra.sweeper.study_name=../../esc",
+        ]
+    )
+    assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith(
+        "error: hydra.sweeper.study_name="
+    )
+    assert (
+        "Traceback" not in r.stderr
+        and not (tmp_path / "esc").exists()
+        and not (tmp_path / "out" / "o.db").exists()
+    )

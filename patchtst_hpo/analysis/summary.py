@@ -7,7 +7,7 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 
-from patchtst_hpo.hpo.storage import redact
+from patchtst_hpo.hpo.passwords import redact
 
 STATS_NOTE = (
     "Intervals are 95% percentile intervals of one hierarchical bootstrap: circular blocks of {block} test "

@@ -24,18 +24,23 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.utils import get_method
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from patchtst_hpo import trust
 from patchtst_hpo.errors import ConfigError, PatchTSTHPOError
-from patchtst_hpo.hpo import identity, optuna_private, outcome, pruners, results, sampling, search_space
-from patchtst_hpo.hpo import planner as planner_mod
-from patchtst_hpo.hpo.planner import StudyPlan
-from patchtst_hpo.hpo.storage import (
-    HOST,
-    fail_stale_trials,
-    failed_count,
-    open_storage,
-    split_password,
-    storage_lock,
+from patchtst_hpo.hpo import (
+    identity,
+    optuna_private,
+    outcome,
+    pruners,
+    queued,
+    results,
+    sampling,
+    search_space,
 )
+from patchtst_hpo.hpo import planner as planner_mod
+from patchtst_hpo.hpo.heartbeat import HOST, fail_stale_trials, failed_count
+from patchtst_hpo.hpo.passwords import split_password
+from patchtst_hpo.hpo.planner import StudyPlan
+from patchtst_hpo.hpo.storage import open_storage, storage_lock
 
 log = logging.getLogger(__name__)
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -61,6 +66,12 @@ def _heartbeat(heartbeat_interval: Any, grace_period: Any, max_retry: Any) -> di
             f"1 <= heartbeat_interval < grace_period (seconds), e.g. 10 and 30"
         )
     return {**hb, "max_retry": int(max_retry)}
+
+
+def _at_least_one(key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"hydra.sweeper.{key}={value!r}: use an integer >= 1")
+    return value
 
 
 def _directions(direction: Any) -> list[str]:
@@ -95,13 +106,15 @@ class BudgetOptunaSweeperImpl:
         # storage_url (with its password) stays in this process; jobs, logs and files get public_url and
         # read the password from PGPASSWORD / ~/.pgpass (docs/hpo.md "Secrets").
         self.prefix = None if study_name is None else str(study_name)  # a number is a fine name
+        if self.prefix is not None:  # it names folders and studies: a safe name (patchtst_hpo/trust.py)
+            trust.check_name(self.prefix, "hydra.sweeper.study_name=", study=True)
         self.storage_url = None if storage is None else str(storage)
         self.public_url, self.password = split_password(storage) if storage else ("in-memory", None)
         self._memory = optuna.storages.InMemoryStorage() if storage is None else None
         self.heartbeat = _heartbeat(heartbeat_interval, grace_period, max_retry)
         self.direction, self.metric = _plain(direction), _plain(metric)
         self.directions = _directions(self.direction)
-        self.n_trials, self.n_jobs = int(n_trials), max(int(n_jobs), 1)
+        self.n_trials, self.n_jobs = _at_least_one("n_trials", n_trials), _at_least_one("n_jobs", n_jobs)
         self.seed = sampling.seed_of(sampler, seed)
         self.max_failure_rate = float(max_failure_rate)
         if not self.max_failure_rate >= 0.0:
@@ -204,6 +217,8 @@ class BudgetOptunaSweeperImpl:
         return optuna.trial.Trial(study, trial_id)
 
     def _open_study(self, plan: StudyPlan) -> optuna.Study:
+        if plan.name is not None:  # made of the prefix and grid values: one folder name
+            trust.check_name(plan.name, "study name", study=True)
         lock = storage_lock(self.storage_url) if self.storage_url else contextlib.nullcontext()
         with lock:  # one process at a time creates, describes and seeds a study
             storage = self._memory or open_storage(self.storage_url, locked=True, **self.heartbeat)
@@ -266,8 +281,9 @@ class BudgetOptunaSweeperImpl:
     # ---- the loop ----
 
     def _trial_overrides(self, plan: StudyPlan, trial: optuna.trial.Trial) -> list[str]:
-        """The job's overrides: the study's, the drawn params, the planner's, and its own subdir."""
-        chosen = {k: search_space.suggest(trial, k, dist) for k, dist in plan.space.items()}
+        """The job's overrides: the study's, the drawn params, the planner's, and its own subdir.
+        `trust.UntrustedError` for a queued trial (storage data) whose params are outside the space."""
+        chosen = {k: queued.suggest(trial, k, dist) for k, dist in plan.space.items()}
         if self.custom_search_space is not None:
             # hydra-optuna-sweeper's contract: fn(cfg, trial) suggests more params on the trial; every param
             # it suggests becomes an override of the job (a `+key` name adds a key). From the user's config,
@@ -282,6 +298,20 @@ class BudgetOptunaSweeperImpl:
             *self.planner.trial_overrides(plan, trial, chosen),
             search_space.override("hydra.sweep.subdir", subdir),
         ]
+
+    def _prepare(self, study: optuna.Study, plan: StudyPlan, batch: list) -> tuple[list, list[list[str]]]:
+        """(trials, their overrides) of a batch; a trial whose queued params are outside the search space
+        (someone wrote the storage) is failed with the reason, not launched, and the sweep goes on."""
+        keep, overrides = [], []
+        for t in batch:
+            try:
+                overrides.append(self._trial_overrides(plan, t))
+                keep.append(t)
+            except trust.UntrustedError as e:
+                log.warning("%s trial %d: %s; failed, not run", study.study_name, t.number, e)
+                t.set_user_attr("fail_reason", f"UntrustedError: {e}"[:2000])
+                self._tell(study, t, optuna.trial.TrialState.FAIL, None)
+        return keep, overrides
 
     def _tell(self, study: optuna.Study, trial: optuna.trial.Trial, state, values) -> None:
         try:
@@ -317,7 +347,10 @@ class BudgetOptunaSweeperImpl:
                 finished,
                 n_trials,
             )
-            returns = self._launch(study, batch, [self._trial_overrides(plan, t) for t in batch])
+            batch, overrides = self._prepare(study, plan, batch)
+            if not batch:
+                continue
+            returns = self._launch(study, batch, overrides)
             recent += self._tell_batch(study, batch, returns)
             self._check_same_failures(study, recent)
         return study

@@ -1,0 +1,84 @@
+"""Faults end cleanly: a torn journal line is refused before anything is appended (the suggested repair
+works), and the report's training children die with the report."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import optuna
+import pytest
+
+from patchtst_hpo.errors import ConfigError
+from patchtst_hpo.hpo.storage import open_storage
+
+
+def _journal(tmp_path):
+    path = tmp_path / "o.log"
+    study = optuna.create_study(study_name="j", storage=open_storage(f"journal:{path}"))
+    for i in range(5):
+        study.enqueue_trial({"x": i})
+    return path
+
+
+@pytest.mark.parametrize("cut", [7, 1])
+def test_torn_journal_line_refused_untouched_and_the_suggested_command_repairs_it(tmp_path, cut):
+    path = _journal(tmp_path)
+    data = path.read_bytes()
+    path.write_bytes(data[:-cut])  # the last operation cut short (cut=1: only its newline lost)
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    with pytest.raises(ConfigError) as e:
+        open_storage(f"journal:{path}", heartbeat_interval=1, grace_period=2)
+    msg = str(e.value)
+    assert "\n" not in msg and "is torn" in msg and "nothing was appended" in msg, msg
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == sha  # the file is untouched
+    cmd = re.search(r"`(truncate [^`]+)`", msg).group(1)
+    subprocess.run(shlex.split(cmd), check=True)
+    study = optuna.load_study(study_name="j", storage=open_storage(f"journal:{path}"))
+    assert len(study.trials) == 4  # the torn operation is gone, the rest kept
+    study.enqueue_trial({"x": 9})
+    assert len(optuna.load_study(study_name="j", storage=open_storage(f"journal:{path}")).trials) == 5
+
+
+def test_intact_journal_opens(tmp_path):
+    path = _journal(tmp_path)
+    assert len(optuna.load_study(study_name="j", storage=open_storage(f"journal:{path}")).trials) == 5
+
+
+def test_a_child_started_like_the_reports_confirmations_dies_with_its_parent(tmp_path):
+    """The parent is SIGKILLed (no handler can run): the child gets SIGTERM from the kernel (prctl)."""
+    pidfile = tmp_path / "child.pid"
+    parent = textwrap.dedent(
+        f"""
+        import functools, os, subprocess, sys, time
+        from patchtst_hpo.analysis.confirm import die_with_parent
+        p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"],
+                             preexec_fn=functools.partial(die_with_parent, os.getpid()))
+        open({str(pidfile)!r}, "w").write(str(p.pid))
+        time.sleep(600)
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", parent], env={**os.environ})
+    for _ in range(300):
+        if pidfile.exists() and pidfile.read_text():
+            break
+        time.sleep(0.1)
+    child = int(pidfile.read_text())
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    for _ in range(100):
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(child, signal.SIGKILL)
+        pytest.fail("the child outlived its parent")
