@@ -82,3 +82,34 @@ def test_a_child_started_like_the_reports_confirmations_dies_with_its_parent(tmp
     else:
         os.kill(child, signal.SIGKILL)
         pytest.fail("the child outlived its parent")
+
+
+def test_a_lost_joblib_worker_fails_its_trials_and_the_sweep_goes_on(tmp_path):
+    from patchtst_hpo.paths import REPO_DIR
+    from tests.helpers import run_cli
+
+    url = f"sqlite:///{tmp_path / 'o.db'}"
+    r = run_cli(
+        [
+            str(REPO_DIR / "tests" / "apps" / "crash.py"),
+            "-m",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+            f"hydra.sweeper.storage={url}",
+            "hydra.sweeper.n_trials=4",
+            "hydra.sweeper.n_jobs=2",
+            "hydra/launcher=joblib",
+            "hydra.launcher.n_jobs=2",
+            f"+marker={tmp_path / 'killed'}",
+        ],
+        env={"PYTHONPATH": str(REPO_DIR)},
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert (tmp_path / "killed").exists()  # a worker really died
+    trials = optuna.load_study(study_name="sphere", storage=url).trials
+    states = [t.state.name for t in trials]
+    lost = [
+        t for t in trials if str(t.user_attrs.get("fail_reason", "")).startswith("stale: the launcher lost")
+    ]
+    assert "RUNNING" not in states and states.count("COMPLETE") == 4 and lost, states
+    assert "Traceback" not in r.stderr

@@ -119,7 +119,7 @@ def test_intraday_bars_refused_or_aggregated_to_daily_on_request(tmp_path, root,
     _refused(
         path,
         root,
-        r"intraday bars: 300 date\(s\) have several rows \(at lines 2, 3, 4, \.\.\..*--aggregate-daily",
+        r"intraday bars: 300 date\(s\) in lines 2-2101 have several rows \(at lines 2, 3, 4, \.\.\..*--aggregate-daily",
     )
     with caplog.at_level(logging.WARNING):
         e, _ = ingest(path, "SYN", root, aggregate_daily=True)
@@ -212,8 +212,8 @@ def test_chunked_reading_gives_the_same_table_and_the_right_lines(tmp_path, root
         DataError, match=r"column 'close' that are not finite numbers at line 301 \(text \['n/a'\]\)"
     ):
         ingest(path, "C", root, chunk_rows=37)
-    df.loc[[100, 350], "Date"] = df.loc[99, "Date"]  # duplicates in different chunks
-    with pytest.raises(DataError, match=r"duplicate date\(s\) in 'date' at lines 101, 102, 352"):
+    df.loc[[100, 350], "Date"] = df.loc[10, "Date"]  # duplicates in three different chunks
+    with pytest.raises(DataError, match=r"2 duplicate date\(s\) in 'date' at lines 12, 102, 352"):
         ingest(_csv(tmp_path, df, "dup.csv"), "D", root, chunk_rows=37)
 
 
@@ -295,3 +295,52 @@ def test_bad_file_corpus_one_line_each_no_traceback_nothing_written(tmp_path, ro
     print(f"bad-file corpus: {tally}")
     assert tally["refused_one_line"] == tally["tried"] == len(files), tally
     assert not (root / "raw" / "BAD").exists()
+
+
+@pytest.mark.slow
+def test_a_100_mb_intraday_csv_is_read_in_chunks_within_twice_its_size_above_start_up(tmp_path):
+    """~90 MB of 30-minute bars (1.5M rows): aggregated to daily bars with a peak RSS (VmHWM of the child)
+    below start-up + 2x the file; refused without --aggregate-daily at its first chunk."""
+    import subprocess
+    import sys
+
+    n_days, per = 150_000, 10
+    rng = np.random.default_rng(0)
+    days = pd.date_range("1800-01-01", periods=n_days, freq="D")
+    t = (days.values[:, None] + (np.arange(per) * 30 + 570).astype("timedelta64[m]")).ravel()
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.001, len(t))))
+    path = tmp_path / "big.csv"
+    frame = pd.DataFrame(
+        {
+            "Date": pd.DatetimeIndex(t).strftime("%Y-%m-%d %H:%M:%S"),
+            "Open": close.round(4),
+            "High": (close * 1.001).round(4),
+            "Low": (close * 0.999).round(4),
+            "Close": close.round(4),
+            "Volume": rng.integers(1000, 100000, len(t)),
+        }
+    )
+    frame.to_csv(path, index=False)
+    del frame, t, close
+    size_mb = path.stat().st_size / 2**20
+
+    def peak(*args):
+        code = (
+            "import re, sys; from patchtst_hpo.data.__main__ import main; "
+            "hwm = lambda: int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)); "
+            "base = hwm(); rc = main(sys.argv[1:]); print('MB', base / 1024, hwm() / 1024); sys.exit(rc)"
+        )
+        r = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
+        start, top = map(float, r.stdout.split("MB")[-1].split())
+        return r, start, top
+
+    r, start, top = peak(
+        "--root", str(tmp_path / "d"), "ingest", str(path), "--name", "BIG", "--aggregate-daily"
+    )
+    print(
+        f"{size_mb:.0f} MB CSV: start-up {start:.0f} MB, peak {top:.0f} MB ({(top - start) / size_mb:.2f}x the file above start-up)"
+    )
+    assert r.returncode == 0 and "150000 rows" in r.stdout, r.stderr[-2000:]
+    assert top - start < 2 * size_mb
+    r, _, top2 = peak("--root", str(tmp_path / "d2"), "ingest", str(path), "--name", "BIG")
+    assert r.returncode == 2 and "intraday bars" in r.stderr and top2 < top

@@ -40,7 +40,11 @@ def normalize_name(name: object) -> str:
 
 
 def _blank(series: pd.Series) -> pd.Series:
-    return series.isna() | series.astype(str).str.strip().eq("")
+    """Empty or whitespace-only cells (text columns: without making new strings)."""
+    if pd.api.types.is_string_dtype(series) or series.dtype == object:
+        text = series.astype(str)
+        return series.isna() | text.eq("") | text.str.isspace()
+    return series.isna()
 
 
 def _date_column(df: pd.DataFrame, source: str, date_column: str) -> str:
@@ -130,7 +134,9 @@ class _Typer:
             self.notes,
             given=self.opts.date_format is not None,
         )
-        return pd.concat([stamps.rename("date"), _parse_values(df, self.wanted, self.source)], axis=1)
+        typed = pd.concat([stamps.rename("date"), _parse_values(df, self.wanted, self.source)], axis=1)
+        typed.attrs = attrs
+        return typed
 
 
 def canonicalize(
@@ -144,7 +150,15 @@ def canonicalize(
     """Validate and normalise a raw table (one frame, or the chunks of one file); see the module docstring."""
     opts = opts or Options(value_columns, date_column, date_format)
     typer = _Typer(source, opts)
-    chunks = [typer(f) for f in ([frames] if isinstance(frames, pd.DataFrame) else frames)]
+    chunks, stamps = [], []
+    for frame in [frames] if isinstance(frames, pd.DataFrame) else frames:
+        typed = typer(frame)
+        if opts.aggregate_daily:  # bars of each chunk merged at once: memory of the daily table only
+            stamps.append(typed["date"])
+            typed = date_rules.partial_bars(typed, typer.wanted)
+        else:  # an intraday file is refused at its first chunk, not after reading it all
+            date_rules.refuse_duplicates(typed, source, aggregate=False)
+        chunks.append(typed)
     if typer.columns is None:
         raise DataError(f"{source}: no data rows")
     shape = pd.DataFrame()
@@ -162,7 +176,11 @@ def canonicalize(
     out.attrs = typer.attrs
     for note in sorted(typer.notes):
         log.warning("%s: %s", source, note)
-    out = date_rules.one_row_per_date(out, source, typer.wanted, opts.aggregate_daily)
+    if opts.aggregate_daily:
+        date_rules.refuse_duplicates(pd.concat(stamps).to_frame("date"), source, aggregate=True, shape=shape)
+        out = date_rules.merge_bars(out, source, typer.wanted)
+    else:
+        out = date_rules.one_row_per_date(out, source)
     _check_prices(out, source, [c for c in typer.wanted if c != "volume"], opts.repair_ohlc)
     if "volume" in typer.wanted:
         _check_volume(out, out["volume"], source)

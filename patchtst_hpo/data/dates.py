@@ -106,28 +106,36 @@ def parse(
     return dates, date_format
 
 
-def one_row_per_date(out: pd.DataFrame, source: str, wanted: list[str], aggregate: bool) -> pd.DataFrame:
-    """Exact duplicates refused; several bars on one date refused as intraday (or aggregated on request)."""
+def refuse_duplicates(
+    out: pd.DataFrame, source: str, aggregate: bool, shape: pd.DataFrame | None = None
+) -> None:
+    """Exact duplicate timestamps refused; several bars on one date refused as intraday unless `aggregate`.
+    `shape` carries the line numbering when `out` has lost it."""
+    shape = out if shape is None else shape
     exact = out["date"].duplicated(keep=False)
     if exact.any():
         rows = out.index[exact]
         raise DataError(
-            f"{source}: {int(out['date'].duplicated().sum())} duplicate date(s) in 'date' at {_where(out, rows)}, "
+            f"{source}: {int(out['date'].duplicated().sum())} duplicate date(s) in 'date' at {_where(shape, rows)}, "
             f"e.g. {[d.date().isoformat() for d in out['date'][exact].head(2)]}; keep one row per date"
         )
     day = out["date"].dt.normalize()
     several = day.duplicated(keep=False)
-    if several.any():
+    if several.any() and not aggregate:
         rows = out.index[several]
-        n_days = int(day[several].nunique())
-        if not aggregate:
-            raise DataError(
-                f"{source}: intraday bars: {n_days} date(s) have several rows (at {_where(out, rows)}, e.g. "
-                f"{[str(t) for t in out['date'][several].head(2)]}); this program needs one bar per day: "
-                f"ingest daily data, or pass --aggregate-daily to make daily bars (open first, high max, low "
-                f"min, close last, volume sum)"
-            )
-        return _aggregate(out, day, source, wanted)
+        span = _where(shape, [out.index.min(), out.index.max()]).replace(", ", "-")
+        raise DataError(
+            f"{source}: intraday bars: {int(day[several].nunique())} date(s) in {span} have several rows (at "
+            f"{_where(shape, rows)}, e.g. {[str(t) for t in out['date'][several].head(2)]}); this program needs "
+            f"one bar per day: ingest daily data, or pass --aggregate-daily to make daily bars (open first, "
+            f"high max, low min, close last, volume sum)"
+        )
+
+
+def one_row_per_date(out: pd.DataFrame, source: str) -> pd.DataFrame:
+    """The dates of a table with one row per date (checked again over all chunks); a time of day is noted."""
+    refuse_duplicates(out, source, aggregate=False)
+    day = out["date"].dt.normalize()
     times = out["date"] - day
     if (times != pd.Timedelta(0)).any():
         example = str(times[times != pd.Timedelta(0)].iloc[0]).removeprefix("0 days ")
@@ -137,18 +145,40 @@ def one_row_per_date(out: pd.DataFrame, source: str, wanted: list[str], aggregat
     return out.assign(date=day)
 
 
-def _aggregate(out: pd.DataFrame, day: pd.Series, source: str, wanted: list[str]) -> pd.DataFrame:
-    rule = {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"}
-    frame = out.assign(day=day, line=out.index).sort_values("date", kind="stable")
-    agg = frame.groupby("day", sort=True).agg({"line": "first", **{c: rule.get(c, "last") for c in wanted}})
-    daily = agg.reset_index().rename(columns={"day": "date"}).set_index("line")
-    daily.index.name = None
-    daily.attrs = out.attrs
+_RULE = {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"}
+
+
+def partial_bars(typed: pd.DataFrame, wanted: list[str]) -> pd.DataFrame:
+    """One chunk's rows -> one bar per date (index: its first line; t0/t1: first/last time; n: rows)."""
+    f = typed.assign(day=typed["date"].dt.normalize(), line=typed.index).sort_values("date", kind="stable")
+    g = f.groupby("day", sort=False)
+    bars = g.agg(
+        line=("line", "min"),
+        t0=("date", "min"),
+        t1=("date", "max"),
+        n=("date", "size"),
+        **{c: (c, _RULE.get(c, "last")) for c in wanted},
+    )
+    return bars.reset_index().set_index("line").rename(columns={"day": "date"})
+
+
+def merge_bars(parts: pd.DataFrame, source: str, wanted: list[str]) -> pd.DataFrame:
+    """The chunks' bars of each date merged (a date may span chunks; rows may be out of order)."""
+    parts = parts.assign(line=parts.index).sort_values("t0", kind="stable")
+    g = parts.groupby("date", sort=True)
+    daily = g.agg(line=("line", "min"), n=("n", "sum"), **{c: (c, _RULE.get(c, "last")) for c in wanted})
+    by_end = parts.sort_values("t1", kind="stable").groupby("date", sort=True)
+    for c in wanted:
+        if _RULE.get(c, "last") == "last":
+            daily[c] = by_end[c].last()
     log.warning(
         "%s: --aggregate-daily: %d intraday rows -> %d daily bars (open first, high max, low min, close last, "
         "volume sum)",
         source,
-        len(out),
+        int(daily["n"].sum()),
         len(daily),
     )
-    return daily[["date", *wanted]]
+    out = daily.reset_index().set_index("line")[["date", *wanted]]
+    out.index.name = None
+    out.attrs = parts.attrs
+    return out

@@ -14,7 +14,7 @@ import pandas as pd
 
 from patchtst_hpo.errors import DataError
 
-CHUNK_ROWS = 200_000
+CHUNK_ROWS = 50_000
 
 
 def where(df: pd.DataFrame, rows: pd.Index | list) -> str:

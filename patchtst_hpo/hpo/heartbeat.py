@@ -157,6 +157,26 @@ def fail_stale_trials(study: optuna.Study) -> list[int]:
     return failed
 
 
+def lose(study: optuna.Study, trials: list, reason: str) -> None:
+    """FAIL `trials` (RUNNING, lost with their process, `reason` starting with "stale") and queue each
+    again through the storage's retry callback, as for a lost sweeper; never left RUNNING."""
+    storage, beating = (
+        optuna_private.storage(study),
+        optuna_private.heartbeat_enabled(optuna_private.storage(study)),
+    )
+    callback = storage.get_heartbeat_stale_trial_callback() if beating else None
+    for t in trials:
+        tid = optuna_private.trial_id(t)
+        try:
+            storage.set_trial_user_attr(tid, "fail_reason", reason)
+            if not storage.set_trial_state_values(tid, state=TrialState.FAIL):
+                continue
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue
+        if callback is not None:
+            callback(study, copy.deepcopy(storage.get_trial(tid)))
+
+
 def failed_count(trials: list[FrozenTrial]) -> int:
     """FAIL trials that count towards max_failure_rate: a trial lost with its sweeper is not the trial's fault."""
     return sum(

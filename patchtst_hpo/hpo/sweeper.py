@@ -37,7 +37,7 @@ from patchtst_hpo.hpo import (
     search_space,
 )
 from patchtst_hpo.hpo import planner as planner_mod
-from patchtst_hpo.hpo.heartbeat import HOST, fail_stale_trials, failed_count
+from patchtst_hpo.hpo.heartbeat import HOST, fail_stale_trials, failed_count, lose
 from patchtst_hpo.hpo.passwords import split_password
 from patchtst_hpo.hpo.planner import StudyPlan
 from patchtst_hpo.hpo.storage import open_storage, storage_lock
@@ -351,7 +351,8 @@ class BudgetOptunaSweeperImpl:
             if not batch:
                 continue
             returns = self._launch(study, batch, overrides)
-            recent += self._tell_batch(study, batch, returns)
+            if returns is not None:
+                recent += self._tell_batch(study, batch, returns)
             self._check_same_failures(study, recent)
         return study
 
@@ -390,11 +391,29 @@ class BudgetOptunaSweeperImpl:
             )
         return False
 
-    def _launch(self, study: optuna.Study, batch: list, overrides: list[list[str]]) -> Sequence[JobReturn]:
-        """Run one batch through Hydra's launcher, a heartbeat thread beside each trial."""
-        with optuna_private.heartbeats(study, batch):
-            returns = self.launcher.launch(overrides, initial_job_idx=self.job_idx)
-        self.job_idx += len(batch)
+    def _launch(
+        self, study: optuna.Study, batch: list, overrides: list[list[str]]
+    ) -> Sequence[JobReturn] | None:
+        """Run one batch through Hydra's launcher, a heartbeat thread beside each trial. A worker process
+        lost under the launcher (killed, out of memory: joblib's TerminatedWorkerError) takes the batch's
+        results with it: its trials are failed as lost and queued again (heartbeat.lose); None is returned."""
+        import concurrent.futures
+
+        try:
+            with optuna_private.heartbeats(study, batch):
+                returns = self.launcher.launch(overrides, initial_job_idx=self.job_idx)
+        except concurrent.futures.BrokenExecutor as e:
+            why = " ".join(str(e).split())[:300]
+            log.warning(
+                "%s: the launcher lost a worker (%s); trials %s failed and queued again",
+                study.study_name,
+                why,
+                [t.number for t in batch],
+            )
+            lose(study, batch, f"stale: the launcher lost its worker ({type(e).__name__}: {why})")
+            return None
+        finally:
+            self.job_idx += len(batch)
         return returns
 
     def _tell_batch(self, study: optuna.Study, batch: list, returns: Sequence[JobReturn]) -> list[str]:
