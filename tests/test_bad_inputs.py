@@ -162,6 +162,7 @@ RULES = [
     ({"seed": "abc"}, "seed=abc", "an integer"),
     ({"ckpt_path": "/nope/last.ckpt"}, "ckpt_path=/nope/last.ckpt", "no such file"),
     ({"ckpt_path": "/etc/passwd"}, "ckpt_path=/etc/passwd", "not a checkpoint"),
+    ({"callbacks__early_stopping__patience": -1}, "callbacks.early_stopping.patience=-1", ">= 0"),
     ({"model__n_heads": 7}, "model.n_heads=7", "did you mean arch.n_heads=7?"),
     ({"trainer__max_epoch": 3}, "trainer.max_epoch=3", "did you mean trainer.max_epochs=3?"),
     ({"optimizer__learning_rate": 0.1}, "optimizer.learning_rate=0.1", "optimizer's keys"),

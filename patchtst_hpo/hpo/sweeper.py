@@ -402,6 +402,13 @@ class BudgetOptunaSweeperImpl:
         try:
             with optuna_private.heartbeats(study, batch):
                 returns = self.launcher.launch(overrides, initial_job_idx=self.job_idx)
+        except OSError as e:  # Hydra's own writes (.hydra/, logs) on a full disk, before the task ran
+            if not outcome.disk_full(str(e), self.sweep_dir):
+                raise
+            for t in batch:
+                t.set_user_attr("fail_reason", f"OSError: {e}"[:2000])
+                self._tell(study, t, optuna.trial.TrialState.FAIL, None)
+            raise outcome.stop_on_full_disk(study.study_name, batch, str(e), self.sweep_dir) from e
         except concurrent.futures.BrokenExecutor as e:
             why = " ".join(str(e).split())[:300]
             log.warning(
@@ -444,6 +451,8 @@ class BudgetOptunaSweeperImpl:
             )
             failed = ret.status != JobStatus.COMPLETED and state == optuna.trial.TrialState.FAIL
             raised.append(reason if failed else "")
+            if failed and outcome.disk_full(reason, self.sweep_dir):
+                raise outcome.stop_on_full_disk(study.study_name, [trial], reason, self.sweep_dir)
         return raised
 
     def _check_same_failures(self, study: optuna.Study, recent: list[str]) -> None:

@@ -30,6 +30,7 @@ CHEAP_CHECKS: list[Callable[[DictConfig], None]] = [
     training.check_optimizer,
     training.check_scheduler,
     training.check_trainer,
+    training.check_callbacks,
     model.check_budget,
     data.check_data,
     model.check_task_and_model,

@@ -82,3 +82,11 @@ def check_trainer(cfg: DictConfig) -> None:
             f"trainer.precision={t.precision} scales gradients, which a fused AdamW cannot "
             f"clip; use trainer.precision=bf16-mixed or optimizer.fused=false"
         )
+
+
+def check_callbacks(cfg: DictConfig) -> None:
+    """Early stopping's patience and min_delta (when the callback is on)."""
+    if cfg.get("callbacks") is None or cfg.callbacks.get("early_stopping") is None:
+        return
+    in_range(cfg, "callbacks.early_stopping.patience", 0, None, "must be >= 0 (epochs without improvement)")
+    in_range(cfg, "callbacks.early_stopping.min_delta", 0, None, "must be >= 0")
