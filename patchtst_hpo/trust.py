@@ -62,27 +62,14 @@ ALLOWED_SECTIONS = (
 )
 # ... except these, which hold paths.
 PATH_LEAVES = ("data.root",)
-ALLOWED_LEAVES = (
-    "seed",
-    "trainer.max_epochs",
-    "trainer.min_epochs",
-    "trainer.limit_train_batches",
-    "trainer.limit_val_batches",
-    "trainer.limit_test_batches",
-    "trainer.gradient_clip_val",
-    "trainer.gradient_clip_algorithm",
-    "trainer.accumulate_grad_batches",
+# Trainer and callback settings (`trainer.<x>`, `callbacks.<name>.<x>`) may be numbers, booleans or null
+# (a path is text, so none can be chosen); text only for these leaves.
+TEXT_SETTINGS = (
     "trainer.precision",
-    "trainer.deterministic",
-    "trainer.check_val_every_n_epoch",
-    "trainer.val_check_interval",
-    "trainer.log_every_n_steps",
-    "trainer.num_sanity_val_steps",
-    "callbacks.progress.refresh_rate",
-    "callbacks.early_stopping.patience",
-    "callbacks.early_stopping.min_delta",
+    "trainer.gradient_clip_algorithm",
     "callbacks.lr_monitor.logging_interval",
 )
+ALLOWED_LEAVES = ("seed", *TEXT_SETTINGS)
 # Callbacks a stored override may drop (`~callbacks.x` or `callbacks.x=null`), never replace.
 DROPPABLE = (
     "callbacks.early_stopping",
@@ -102,7 +89,7 @@ BOUNDS = {
     "num_workers": 256,
     "context_length": 100_000,
     "horizon": 10_000,
-    "refresh_rate": 1_000_000,
+    "refresh_seconds": 86_400,
 }
 NUMBER_MAX = 1e12  # any other number: |x| <= this
 TEXT_MAX = 256
@@ -194,6 +181,9 @@ def key_problem(key: str) -> str | None:
         return "a path or a job setting"
     if key in ALLOWED_GROUPS or key in ALLOWED_LEAVES or key in DROPPABLE or key.startswith(ALLOWED_SECTIONS):
         return None
+    parts = key.split(".")
+    if (parts[0], len(parts)) in (("trainer", 2), ("callbacks", 3)):
+        return None  # a setting: numbers, booleans or null only (`_problem`)
     return "a key outside the allowlist of what a trial may set"
 
 
@@ -244,6 +234,9 @@ def _problem(o) -> str | None:
     value = None if o.is_delete() else o.value()
     if key in DROPPABLE:
         return None if value is None else "a replaced callback (a stored override may only drop one)"
+    if key.startswith(("trainer.", "callbacks.")) and key not in TEXT_SETTINGS:
+        if not (value is None or isinstance(value, bool | int | float)):
+            return "text for a trainer or callback setting (only numbers, booleans or null: no path)"
     return value_problem(key, value)
 
 
