@@ -46,7 +46,7 @@ def test_ingest_round_trip_noop_and_new_version(tmp_path, root):
     df.to_parquet(tmp_path / "same.parquet")  # same content, other format: still a no-op
     e_same, status = ingest(tmp_path / "same.parquet", "SYN.OHLCV.daily", root)
     assert status == "unchanged" and e_same == e1 and snapshot(root) == before
-    df.loc[399, "Close"] *= 1.01
+    df.loc[399, ["Open", "High", "Low", "Close"]] *= 1.01  # the same bar 1% higher: new content
     e2, status = ingest(write_csv(tmp_path, df), "SYN.OHLCV.daily", root)
     assert status == "registered" and e2["version"] == 2 and e2["path"] != e1["path"]
     assert [e["version"] for e in raw_manifest(root).versions("SYN.OHLCV.daily")] == [1, 2]
