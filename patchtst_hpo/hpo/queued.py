@@ -12,8 +12,8 @@ from patchtst_hpo.hpo import search_space
 
 
 def suggest(trial: optuna.trial.Trial, name: str, dist: optuna.distributions.BaseDistribution) -> Any:
-    """`search_space.suggest`, plus: a value queued in the storage (Optuna's fixed params) must lie in `dist`
-    and be a plain value (`trust.value_problem`); Optuna itself only warns about one outside the range."""
+    """`search_space.suggest`, plus: a value queued in the storage (Optuna's fixed params) must lie in `dist`,
+    the user's own search space (Optuna itself only warns about one outside the range)."""
     try:
         v = search_space.suggest(trial, name, dist)
     except (ValueError, TypeError) as e:  # a queued categorical value that is not a choice
@@ -23,8 +23,6 @@ def suggest(trial: optuna.trial.Trial, name: str, dist: optuna.distributions.Bas
         if isinstance(dist, optuna.distributions.CategoricalDistribution)
         else isinstance(v, int | float) and dist.low <= v <= dist.high
     )
-    why = None if inside else f"{trust.shown(v)} is outside the search space {dist!r}"
-    why = why or trust.value_problem(name, v)
-    if why:
-        raise trust.UntrustedError(f"queued {name}={trust.shown(v)}: {why}")
+    if not inside:
+        raise trust.UntrustedError(f"queued {name}={trust.shown(v)}: outside the search space {dist!r}")
     return v
