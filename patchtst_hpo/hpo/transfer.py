@@ -2,7 +2,7 @@
 study searches only the architecture (µP makes the lr carry over across widths: docs/decisions/0004).
 
 The source study's best trial gives every param but `arch`; they come from a storage, so they pass the same
-check as every stored override (`hpo/stored.py`) before they become overrides of the new studies. The source
+check as every stored override (`patchtst_hpo/trust.py`) before they become overrides of the new studies. The source
 and the new study must share the parametrisation (`model.parametrization`, `model.mup_base_width`, ...), which
 every budget-planner study records (`PARAMETRIZATION_KEYS`).
 """
@@ -15,10 +15,10 @@ from typing import Any
 import optuna
 from omegaconf import DictConfig, OmegaConf
 
+from patchtst_hpo import trust
 from patchtst_hpo.errors import ConfigError
 from patchtst_hpo.hpo.search_space import override
 from patchtst_hpo.hpo.storage import open_storage
-from patchtst_hpo.hpo.stored import validate_stored_overrides
 
 KEY = "hydra.sweeper.transfer_from"
 PARAMETRIZATION_KEYS = ("parametrization", "mup_base_width", "depth_scaling", "mup_base_depth")
@@ -89,7 +89,7 @@ def load(storage_url: str | None, name: str, n_objectives: int) -> Transfer:
             f"{KEY}={name}: the source study has no completed trial yet; finish it first"
         ) from None
     params = {k: v for k, v in best.params.items() if k != "arch"}
-    validate_stored_overrides([override(k, v) for k, v in params.items()], f"study {name!r} ({KEY})")
+    trust.stored_overrides([override(k, v) for k, v in params.items()], f"study {name!r} ({KEY})")
     if not params:
         raise ConfigError(f"{KEY}={name}: its best trial searched nothing but the arch; nothing to transfer")
     recorded = study.user_attrs.get("parametrization")
