@@ -23,6 +23,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from patchtst_hpo import trust
 from patchtst_hpo.hpo import optuna_private, pruners
 from patchtst_hpo.hpo.storage import open_storage
 
@@ -80,6 +81,7 @@ class JobTrial:
     """The trial `number` of `study_name`, as its job sees it: report, should_prune, set_user_attr."""
 
     def __init__(self, storage_url: str, study_name: str, number: int) -> None:
+        trust.check_name(study_name, "trial.study=", study=True)  # it names the study's folders too
         self.url, self.study_name = storage_url, study_name
         self.storage = shared_storage(storage_url)
         self.study_id = self.storage.get_study_id_from_name(study_name)
