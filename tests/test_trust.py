@@ -349,7 +349,8 @@ def test_queued_params_outside_the_search_space_are_refused(value, dist):
 @pytest.mark.parametrize(
     "kwargs, words",
     [
-        ({"n_trials": -1}, "hydra.sweeper.n_trials=-1: use an integer >= 1"),
+        ({"n_trials": -1}, "hydra.sweeper.n_trials=-1: use an integer >= 0"),
+        ({"n_trials": 1.5}, "hydra.sweeper.n_trials=1.5: use an integer >= 0"),
         ({"n_jobs": 0}, "hydra.sweeper.n_jobs=0: use an integer >= 1"),
         ({"study_name": "../.."}, "hydra.sweeper.study_name= '../..' is not a safe name"),
         ({"study_name": "${oc.env:PGPASSWORD}"}, "hydra.sweeper.study_name= '${oc.env:PGPASSWORD}' is not a"),

@@ -68,9 +68,10 @@ def _heartbeat(heartbeat_interval: Any, grace_period: Any, max_retry: Any) -> di
     return {**hb, "max_retry": int(max_retry)}
 
 
-def _at_least_one(key: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"hydra.sweeper.{key}={value!r}: use an integer >= 1")
+def _at_least(key: str, value: Any, least: int) -> int:
+    """n_trials may be 0 (create and describe the studies, run nothing); n_jobs must be >= 1."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise ConfigError(f"hydra.sweeper.{key}={value!r}: use an integer >= {least}")
     return value
 
 
@@ -114,7 +115,7 @@ class BudgetOptunaSweeperImpl:
         self.heartbeat = _heartbeat(heartbeat_interval, grace_period, max_retry)
         self.direction, self.metric = _plain(direction), _plain(metric)
         self.directions = _directions(self.direction)
-        self.n_trials, self.n_jobs = _at_least_one("n_trials", n_trials), _at_least_one("n_jobs", n_jobs)
+        self.n_trials, self.n_jobs = _at_least("n_trials", n_trials, 0), _at_least("n_jobs", n_jobs, 1)
         self.seed = sampling.seed_of(sampler, seed)
         self.max_failure_rate = float(max_failure_rate)
         if not self.max_failure_rate >= 0.0:
