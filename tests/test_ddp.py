@@ -194,7 +194,7 @@ def _check_ddp_trials(sweep: Path, ts, output: str, n_ranks: int = 2) -> None:
         )  # a second rank reporting the same epoch would be ignored, loudly
 
 
-@pytest.mark.slow
+# in the default suite (~25 s): the issue's key behaviour must run in CI
 def test_sweep_of_two_process_trials_goes_on_when_a_rank_is_killed(tmp_path, data_dir):
     """Basic launcher: trial 0's rank 1 dies of SIGKILL mid-epoch -> trial 0 FAIL with the reason in one line, in
     seconds (rank 0 is not left waiting); the sweep goes on and its 2 trials complete, each a 2-process run."""

@@ -5,7 +5,6 @@ grepped for the password, and so are both processes' output."""
 from __future__ import annotations
 
 import optuna
-import pytest
 
 from tests.helpers import FAST, check, run_cli
 
@@ -42,7 +41,7 @@ def test_mysql_password_in_report_storage_is_refused_in_one_line(tmp_path):
     assert "s3cret-pw" not in r.stderr and not (tmp_path / "r").exists()
 
 
-@pytest.mark.slow
+# in the default suite (~25 s): the issue's key behaviour must run in CI
 def test_sweep_and_report_with_confirmation_write_no_password(tmp_path, pg_url, postgres, data_dir):
     sweep = run_cli(
         [
