@@ -26,3 +26,14 @@ def data_dir(tmp_path_factory) -> Path:
     dst = tmp_path_factory.mktemp("data")
     shutil.copytree(REPO_DIR / "data" / "raw", dst / "raw")
     return dst
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op thread: tiny models run several times faster on a shared 2-core machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-import torch
 from omegaconf import OmegaConf
 
 from patchtst_hpo.bench import transfer
@@ -31,14 +29,6 @@ def test_best_lr_per_width_and_its_shift_in_grid_steps():
     assert best["mup"] == {"best_lr": {16: 2e-3, 64: 4e-3}, "shift_grid_steps": 1}
     diverged = transfer.best_lrs(rows("mup", 8, [None, None, 0.9, None]), LRS)
     assert diverged["mup"]["best_lr"] == {8: 4e-3}  # a diverged lr never wins
-
-
-@pytest.fixture
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_tiny_lr_sweep_on_the_planted_panel(tmp_path, one_thread):

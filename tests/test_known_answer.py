@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 import yaml
 
 from patchtst_hpo.analysis.uncertainty import Bootstrap, date_codes
@@ -28,15 +27,6 @@ def ka_root(tmp_path_factory) -> Path:
     synthetic.write(files, symbols=40, days=1200, seed=0)
     panel.ingest_panel(str(files), "KNOWN.ANSWER", root)
     return root
-
-
-@pytest.fixture
-def one_thread():
-    """One intra-op thread: tiny models run several times faster on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def run(cfg_factory, root: Path, out: Path, budget: str, d: int, *extra: str) -> dict:

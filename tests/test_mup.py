@@ -162,14 +162,6 @@ def spread(rows: list[list[float]]) -> list[float]:
     return [max(col) / min(col) for col in zip(*rows, strict=True)]
 
 
-@pytest.fixture
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_coordinate_check_widths(one_thread):
     """µP's defining property: after a few steps at one lr, activations do not grow with width (64 .. 1024).
 
